@@ -1,0 +1,121 @@
+"""The LinkWithMentor platform, declared once.
+
+Adding a route is one line in a service's ``routes``; the CDK app deploys it
+and the local gateway serves it. ``tests/infra/test_declaration_parity.py``
+proves both runtimes agree with this file.
+"""
+
+from __future__ import annotations
+
+from lwm_core import constants as c
+
+from blueprint.model import (
+    Access,
+    Function,
+    Index,
+    KeyAttr,
+    Platform,
+    Secret,
+    Service,
+    SigningKey,
+    Table,
+    public,
+    role,
+    user,
+)
+
+# --- data -------------------------------------------------------------------
+
+AUTH_TABLE = Table(
+    name="auth",
+    partition_key=KeyAttr("pk"),
+    sort_key=KeyAttr("sk"),
+    # gsi1: every refresh-token family of a user, to sign out everywhere / erase an account.
+    indexes=(Index("gsi1", KeyAttr("gsi1pk"), KeyAttr("gsi1sk")),),
+    ttl_attribute="expires_at",
+)
+
+RATE_LIMIT_TABLE = Table(
+    name="rate-limits",
+    partition_key=KeyAttr("pk"),
+    ttl_attribute="expires_at",
+)
+
+ACCESS_TOKEN_KEY = SigningKey("access-token")
+
+OIDC_PROVIDERS_SECRET = Secret(
+    "oidc-providers",
+    "External OpenID Connect providers: JSON {name: {issuer, client_id, client_secret}}",
+    generate=False,
+)
+
+# --- services ---------------------------------------------------------------
+
+USERS = Service(
+    name="users",
+    function=Function(
+        name="users",
+        handler="functions.users.handler.handler",
+        description="Accounts, authentication, roles, profiles and mentor discovery",
+        memory_mb=1024,
+        timeout_s=10,
+        access=(
+            Access.table(AUTH_TABLE.name),
+            Access.table(RATE_LIMIT_TABLE.name),
+            Access.signing_key(ACCESS_TOKEN_KEY.name, "sign"),
+            Access.secret(OIDC_PROVIDERS_SECRET.name),
+            Access.email(),
+            Access.database(),
+        ),
+    ),
+    migrations="functions/users/migrations",
+    routes=(
+        # identity provider metadata
+        public("GET", "/.well-known/jwks.json"),
+        public("GET", "/.well-known/openid-configuration"),
+        # authentication
+        public("POST", "/auth/register"),
+        public("POST", "/auth/login"),
+        public("POST", "/auth/refresh"),
+        public("POST", "/auth/logout"),
+        public("GET", "/auth/verify-email"),
+        public("POST", "/auth/verify-email"),
+        user("POST", "/auth/verify-email/resend"),
+        public("POST", "/auth/password/forgot"),
+        public("POST", "/auth/password/reset"),
+        public("GET", "/auth/oidc/{provider}/authorize"),
+        public("GET", "/auth/oidc/{provider}/callback"),
+        user("POST", "/auth/switch-role"),
+        # the signed-in user
+        user("GET", "/me"),
+        user("PATCH", "/me"),
+        user("DELETE", "/me"),
+        user("GET", "/me/export"),
+        user("POST", "/me/roles"),
+        # users by id (self or admin)
+        user("GET", "/users/{user_id}"),
+        user("PATCH", "/users/{user_id}"),
+        role("GET", "/admin/users", c.ROLE_ADMIN),
+        # discovery
+        public("GET", "/mentors"),
+        public("GET", "/mentors/{mentor_id}"),
+    ),
+)
+
+DB_MIGRATE = Function(
+    name="db-migrate",
+    handler="functions.db_migrate.handler.handler",
+    description="Applies every service's Alembic migrations; run on each deploy",
+    memory_mb=512,
+    timeout_s=300,
+    access=(Access.database(),),
+    local_workers=1,
+)
+
+PLATFORM = Platform(
+    services=(USERS,),
+    workers=(DB_MIGRATE,),
+    tables=(AUTH_TABLE, RATE_LIMIT_TABLE),
+    signing_keys=(ACCESS_TOKEN_KEY,),
+    secrets=(OIDC_PROVIDERS_SECRET,),
+)

@@ -1,0 +1,1 @@
+"""LinkWithMentor's shared core: the code every function imports from the shared layer."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from lwm_core import constants as c
-
 from blueprint.model import Bucket, Function, Platform, Queue, Secret, SigningKey, Table
 
 METRICS_NAMESPACE = "LinkWithMentor"

@@ -217,7 +217,9 @@ class Schedule:
     payload: Mapping[str, object] = field(default_factory=dict)
 
 
-AccessKind = Literal["table", "bucket", "queue", "signing_key", "secret", "email", "events", "database"]
+AccessKind = Literal[
+    "table", "bucket", "queue", "signing_key", "secret", "email", "events", "database"
+]
 AccessMode = Literal["read", "write", "read_write", "send", "sign", "verify", "publish", "connect"]
 
 

@@ -7,8 +7,6 @@ proves both runtimes agree with this file.
 
 from __future__ import annotations
 
-from lwm_core import constants as c
-
 from blueprint.model import (
     Access,
     Function,
@@ -23,6 +21,7 @@ from blueprint.model import (
     role,
     user,
 )
+from lwm_core import constants as c
 
 # --- data -------------------------------------------------------------------
 

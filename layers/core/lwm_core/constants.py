@@ -44,3 +44,6 @@ MAX_JSON_BODY_BYTES: Final = 64 * 1024
 HTTP_API_MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024  # API Gateway HTTP API hard limit
 ACCESS_TOKEN_TTL_S: Final = 15 * 60
 REFRESH_TOKEN_TTL_S: Final = 30 * 24 * 3600
+
+# Access tokens: the audience every API accepts and the scope prefix-free role names.
+TOKEN_AUDIENCE: Final = "linkwithmentor-api"

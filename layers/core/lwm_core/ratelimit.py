@@ -1,0 +1,81 @@
+"""Fixed-window rate limits kept in DynamoDB (one atomic counter per key and window).
+
+API Gateway throttles the whole API; these limits are per user, per client and
+per route, and they back the login brute-force protection. Counters expire by
+TTL shortly after their window ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+
+from lwm_core.dynamo import LwmModel
+from lwm_core.errors import RateLimitedError
+
+
+class RateCounter(LwmModel):
+    """Hits of one key in one window."""
+
+    class Meta:
+        table_name = ""
+
+    pk = UnicodeAttribute(hash_key=True)
+    hits = NumberAttribute(default=0)
+    expires_at = NumberAttribute()
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``max_hits`` per ``window_s`` seconds for one key."""
+
+    name: str
+    max_hits: int
+    window_s: int
+
+
+class RateLimiter:
+    """Counts hits per (limit, key) and refuses those over the limit."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+
+    def _window(self, limit: Limit) -> tuple[int, int]:
+        now = self._clock()
+        start = int(now // limit.window_s * limit.window_s)
+        return start, max(1, int(start + limit.window_s - now + 0.999))
+
+    def _pk(self, limit: Limit, key: str, start: int) -> str:
+        return f"{limit.name}#{key}#{start}"
+
+    def hit(self, limit: Limit, key: str) -> int:
+        """Count one hit; raise RateLimitedError (with Retry-After) when over the limit."""
+        start, retry_after = self._window(limit)
+        counter = RateCounter(self._pk(limit, key, start))
+        counter.update(
+            actions=[
+                RateCounter.hits.add(1),
+                RateCounter.expires_at.set(start + limit.window_s + 60),
+            ]
+        )
+        if counter.hits > limit.max_hits:
+            raise RateLimitedError(retry_after, f"too many requests; retry in {retry_after}s")
+        return int(counter.hits)
+
+    def check(self, limit: Limit, key: str) -> None:
+        """Raise RateLimitedError if ``key`` is already at the limit, without counting."""
+        start, retry_after = self._window(limit)
+        try:
+            counter = RateCounter.get(self._pk(limit, key, start), consistent_read=True)
+        except RateCounter.DoesNotExist:
+            return
+        if counter.hits >= limit.max_hits:
+            raise RateLimitedError(retry_after, f"too many attempts; retry in {retry_after}s")
+
+    def reset(self, limit: Limit, key: str) -> None:
+        """Forget the current window's hits of ``key`` (e.g. after a successful login)."""
+        start, _ = self._window(limit)
+        RateCounter(self._pk(limit, key, start)).delete()

@@ -1,33 +1,22 @@
-"""Wiring of the users service: settings and adapters, built once per sandbox."""
+"""Wiring of the users service: settings and adapters, built once per sandbox (lazily)."""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import TYPE_CHECKING
 
-from pydantic import Field
-
 from functions.users.logic import Config, Deps
-from lwm_core import constants as c
-from lwm_core.settings import CoreSettings, DatabaseSettings, MailSettings
 
 if TYPE_CHECKING:
+    from functions.users.settings import UsersSettings
     from lwm_core.ratelimit import RateLimiter
-
-
-class UsersSettings(CoreSettings, DatabaseSettings, MailSettings):
-    """Everything the users function reads from its environment."""
-
-    auth_table: str = Field(validation_alias=c.ENV_TABLE_PREFIX + "AUTH")
-    rate_limit_table: str = Field(validation_alias=c.ENV_TABLE_PREFIX + "RATE_LIMITS")
-    signing_keys: str = Field(validation_alias=c.ENV_SIGNING_KEY_PREFIX + "ACCESS_TOKEN")
-    oidc_providers_secret: str | None = Field(
-        None, validation_alias=c.ENV_SECRET_PREFIX + "OIDC_PROVIDERS"
-    )
 
 
 @cache
 def settings() -> UsersSettings:
+    """The function's settings, read and validated once per sandbox."""
+    from functions.users.settings import UsersSettings
+
     return UsersSettings()
 
 
@@ -83,7 +72,7 @@ class SesMail:
 def _bind_tables(s: UsersSettings) -> None:
     from functions.users.data import AuthItem
     from lwm_core.dynamo import bind
-    from lwm_core.ratelimit import RateCounter
+    from lwm_core.ratelimit_store import RateCounter
 
     bind(AuthItem, s.auth_table, s.aws_region, s.aws_endpoint_url)
     bind(RateCounter, s.rate_limit_table, s.aws_region, s.aws_endpoint_url)

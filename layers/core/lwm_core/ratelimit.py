@@ -1,5 +1,8 @@
 """Fixed-window rate limits kept in DynamoDB (one atomic counter per key and window).
 
+The PynamoDB model lives in ``ratelimit_store`` and is imported on first use, so
+declaring a :class:`Limit` costs nothing at cold start.
+
 API Gateway throttles the whole API; these limits are per user, per client and
 per route, and they back the login brute-force protection. Counters expire by
 TTL shortly after their window ends.
@@ -11,21 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-
-from lwm_core.dynamo import LwmModel
 from lwm_core.errors import RateLimitedError
-
-
-class RateCounter(LwmModel):
-    """Hits of one key in one window."""
-
-    class Meta:
-        table_name = ""
-
-    pk = UnicodeAttribute(hash_key=True)
-    hits = NumberAttribute(default=0)
-    expires_at = NumberAttribute()
 
 
 @dataclass(frozen=True)
@@ -53,6 +42,8 @@ class RateLimiter:
 
     def hit(self, limit: Limit, key: str) -> int:
         """Count one hit; raise RateLimitedError (with Retry-After) when over the limit."""
+        from lwm_core.ratelimit_store import RateCounter
+
         start, retry_after = self._window(limit)
         counter = RateCounter(self._pk(limit, key, start))
         counter.update(
@@ -67,6 +58,8 @@ class RateLimiter:
 
     def check(self, limit: Limit, key: str) -> None:
         """Raise RateLimitedError if ``key`` is already at the limit, without counting."""
+        from lwm_core.ratelimit_store import RateCounter
+
         start, retry_after = self._window(limit)
         try:
             counter = RateCounter.get(self._pk(limit, key, start), consistent_read=True)
@@ -77,5 +70,7 @@ class RateLimiter:
 
     def reset(self, limit: Limit, key: str) -> None:
         """Forget the current window's hits of ``key`` (e.g. after a successful login)."""
+        from lwm_core.ratelimit_store import RateCounter
+
         start, _ = self._window(limit)
         RateCounter(self._pk(limit, key, start)).delete()

@@ -1,0 +1,70 @@
+"""Cold start: time to import each function's handler module in a fresh interpreter.
+
+Each figure is the median of several fresh interpreters, compared with a fresh
+interpreter running ``import boto3`` measured in the same run (the ratio).
+Target: max_ratio <= 2.0.
+
+    python bench/cold_start.py [--runs 9] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "core"), str(ROOT / "bench")]
+
+from _common import emit_json, median, print_table  # noqa: E402
+
+from blueprint import PLATFORM  # noqa: E402
+
+_PROBE = "import time; t=time.perf_counter(); import {module}; print(time.perf_counter()-t)"
+
+
+def import_time(module: str) -> float:
+    """Seconds to import ``module`` in a new interpreter (interpreter start excluded)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'layers' / 'core'}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(module=module)],
+        capture_output=True, text=True, check=True, env=env, cwd=ROOT,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
+    args = parser.parse_args()
+
+    modules = {fn.name: fn.module for fn in PLATFORM.functions()}
+    for module in ["boto3", *modules.values()]:  # warm the bytecode cache once
+        import_time(module)
+    samples: dict[str, list[float]] = {"boto3": []}
+    samples.update({name: [] for name in modules})
+    for _ in range(args.runs):  # interleave so background noise hits all alike
+        samples["boto3"].append(import_time("boto3"))
+        for name, module in modules.items():
+            samples[name].append(import_time(module))
+    baseline = median(samples["boto3"])
+    ratios = {name: median(samples[name]) / baseline for name in modules}
+    rows = [["import boto3 (baseline)", baseline * 1000, 1.0]]
+    rows += [[f"{name} ({modules[name]})", median(samples[name]) * 1000, ratios[name]] for name in modules]
+    print(f"cold start: median of {args.runs} fresh interpreters per module")
+    print_table(["module", "import ms", "ratio to boto3"], rows)
+    worst = max(ratios.values())
+    print(f"max_ratio = {worst:.2f} (target <= 2.0)")
+    if args.json:
+        emit_json({"max_ratio": round(worst, 3), "functions": {k: round(v, 3) for k, v in ratios.items()}})
+
+
+if __name__ == "__main__":
+    main()

@@ -34,15 +34,23 @@ def import_time(module: str) -> float:
     }
     out = subprocess.run(
         [sys.executable, "-c", _PROBE.format(module=module)],
-        capture_output=True, text=True, check=True, env=env, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=ROOT,
     )
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
+    parser.add_argument(
+        "--json", action="store_true", help="print the figures as JSON on the last line"
+    )
     args = parser.parse_args()
 
     modules = {fn.name: fn.module for fn in PLATFORM.functions()}
@@ -57,13 +65,18 @@ def main() -> None:
     baseline = median(samples["boto3"])
     ratios = {name: median(samples[name]) / baseline for name in modules}
     rows = [["import boto3 (baseline)", baseline * 1000, 1.0]]
-    rows += [[f"{name} ({modules[name]})", median(samples[name]) * 1000, ratios[name]] for name in modules]
+    rows += [
+        [f"{name} ({modules[name]})", median(samples[name]) * 1000, ratios[name]]
+        for name in modules
+    ]
     print(f"cold start: median of {args.runs} fresh interpreters per module")
     print_table(["module", "import ms", "ratio to boto3"], rows)
     worst = max(ratios.values())
     print(f"max_ratio = {worst:.2f} (target <= 2.0)")
     if args.json:
-        emit_json({"max_ratio": round(worst, 3), "functions": {k: round(v, 3) for k, v in ratios.items()}})
+        emit_json(
+            {"max_ratio": round(worst, 3), "functions": {k: round(v, 3) for k, v in ratios.items()}}
+        )
 
 
 if __name__ == "__main__":

@@ -432,9 +432,9 @@ def add_role(deps: Deps, user_id: str, role: str) -> User:
     return user
 
 
-def grant_admin(deps: Deps, email: str) -> User:
+def grant_admin(uow_factory: Callable[[], AbstractContextManager[Uow]], email: str) -> User:
     """Operator-only: make the account an admin (used by the operator CLI)."""
-    with deps.uow() as uow:
+    with uow_factory() as uow:
         user = uow.users.get_by_email(normalize_email(email))
         if user is None or user.deleted_at is not None:
             raise errors.UserNotFoundError(f"no account for {email}")

@@ -1,0 +1,1 @@
+"""The LinkWithMentor CDK app: stacks and constructs built from the ``blueprint`` declaration."""

@@ -1,0 +1,1 @@
+"""The stateful stack: keys, tables, buckets, queues, secrets, network, database, event bus."""

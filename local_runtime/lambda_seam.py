@@ -1,0 +1,113 @@
+"""The one place where moto's Lambda is routed to the local workers.
+
+moto 5.2.5 runs Lambda code only in Docker. Every path by which moto invokes
+a function -- the Invoke API, Step Functions tasks, SQS/SNS/DynamoDB-stream
+event source mappings, S3 notifications -- ends in
+``moto.awslambda.models.LambdaFunction._invoke_lambda(self, event) -> (json_str,
+errored, logs)``. This module replaces that private method (moto is pinned,
+see ``docs/decisions-local.md``) with a call to the local Lambda Invoke API,
+so those paths reach the real handler in a real worker. Functions this module
+was not told about fall back to moto's own implementation.
+
+The functions themselves are registered in moto with a placeholder zip, so
+that their ARNs exist for event source mappings, schedules and state machines.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import zipfile
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+from moto.awslambda.models import LambdaFunction
+
+from blueprint.model import Function
+from local_runtime import config
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+
+_routes: dict[str, str] = {}  # physical function name -> Invoke API base URL
+_lock = threading.Lock()
+_original = LambdaFunction._invoke_lambda
+_client = httpx.Client(trust_env=False)
+_RUNTIME: Final = "python3.12"  # what the CDK deploys; moto only records it
+
+
+def route(functions: Mapping[str, str]) -> None:
+    """Send invocations of these functions (physical name -> Invoke API URL) to the workers."""
+    with _lock:
+        _routes.update(functions)
+        LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+
+
+def unroute(names: Iterable[str]) -> None:
+    """Give these functions back to moto; the original method returns with the last one."""
+    with _lock:
+        for name in names:
+            _routes.pop(name, None)
+        if not _routes:
+            LambdaFunction._invoke_lambda = _original  # type: ignore[method-assign]
+
+
+def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+    """The replacement of ``LambdaFunction._invoke_lambda``, run in moto's request threads."""
+    endpoint = _routes.get(self.function_name)
+    if endpoint is None:
+        return _original(self, event)
+    # moto passes the JSON-parsed body, or the string "{}" when there was none.
+    payload = b"{}" if event is None or event == "{}" else json.dumps(event).encode()
+    try:
+        response = _client.post(
+            f"{endpoint}/2015-03-31/functions/{self.function_name}/invocations",
+            content=payload,
+            headers={"X-Amz-Log-Type": "Tail"},
+            timeout=float(self.timeout) + 30.0,
+        )
+    except httpx.HTTPError as e:
+        message = json.dumps({"errorType": "ServiceException", "errorMessage": str(e)})
+        return message, True, ""
+    logs = base64.b64decode(response.headers.get("x-amz-log-result", "")).decode(errors="replace")
+    errored = response.status_code != 200 or "x-amz-function-error" in response.headers
+    self.logs_backend.ensure_log_group(self.logs_group_name)
+    self.save_logs(logs)  # readable through moto's CloudWatch Logs, as in AWS
+    return response.text, errored, logs
+
+
+def placeholder_zip() -> bytes:
+    """A tiny deployment package: moto needs code, the workers run the repository's."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "Local function: the code runs from the repository.\n")
+    return buffer.getvalue()
+
+
+def register_functions(
+    client: LambdaClient, functions: Iterable[Function], role_arn: str
+) -> dict[str, str]:
+    """Create each function in moto (``client``: boto3 ``lambda``); returns name -> ARN."""
+    code = placeholder_zip()
+    arns: dict[str, str] = {}
+    for fn in functions:
+        physical = config.physical_name(fn.name)
+        try:
+            created = client.create_function(
+                FunctionName=physical,
+                Runtime=_RUNTIME,
+                Role=role_arn,
+                Handler=fn.handler,
+                Code={"ZipFile": code},
+                Description=fn.description[:256],
+                Timeout=fn.timeout_s,
+                MemorySize=fn.memory_mb,
+            )
+            arns[fn.name] = created["FunctionArn"]
+        except client.exceptions.ResourceConflictException:
+            existing = client.get_function(FunctionName=physical)["Configuration"]
+            arns[fn.name] = existing["FunctionArn"]
+    return arns

@@ -307,6 +307,8 @@ class Service:
     function: Function
     routes: tuple[Route, ...]
     migrations: str | None = None  # Alembic script folder, relative to the repo root
+    # The service's FastAPI app as ``module:attribute``: the source of its OpenAPI document.
+    app: str | None = None
 
     def __post_init__(self) -> None:
         _check_name("service", self.name)

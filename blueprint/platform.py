@@ -68,6 +68,7 @@ USERS = Service(
         ),
     ),
     migrations="functions/users/migrations",
+    app="functions.users.api:app",
     routes=(
         # identity provider metadata
         public("GET", "/.well-known/jwks.json"),

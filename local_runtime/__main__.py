@@ -1,8 +1,14 @@
-"""``python -m local_runtime up [--seed]``: run the platform locally until Ctrl-C or SIGTERM."""
+"""The local runtime's command line.
+
+python -m local_runtime up [--seed]     run the platform until Ctrl-C or SIGTERM
+python -m local_runtime mail [--to X]   the email the platform sent (running stack)
+python -m local_runtime openapi         print the OpenAPI document of every service
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -11,7 +17,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from local_runtime import config, seed
+from local_runtime import config, mailbox, seed
 from local_runtime.platform import LocalPlatform
 
 log = logging.getLogger("local_runtime")
@@ -29,7 +35,35 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start everything and wait for Ctrl-C")
     up.add_argument("--seed", action="store_true", help="load the demo data once started")
+    mail = commands.add_parser("mail", help="show the email sent so far (needs `up` running)")
+    mail.add_argument("--to", help="only messages to this address")
+    mail.add_argument("--last", type=int, default=5, help="how many messages (newest last)")
+    commands.add_parser("openapi", help="print the merged OpenAPI document as JSON")
     return parser
+
+
+def show_mail(to: str | None, last: int) -> int:
+    """Print the newest messages of the local mailbox (SES on the local AWS endpoint)."""
+    if not config.ENDPOINTS_FILE.exists():
+        print(f"no running platform: {config.ENDPOINTS_FILE} is missing (run `make dev`)")
+        return 1
+    aws = json.loads(config.ENDPOINTS_FILE.read_text())["aws"]
+    mails = mailbox.read_mailbox(aws, to)[-last:] if last > 0 else []
+    if not mails:
+        print("no mail" + (f" to {to}" if to else ""))
+    for mail in mails:
+        print(f"--- {mail.id}\nFrom: {mail.sender}\nTo: {', '.join(mail.to)}")
+        print(f"Subject: {mail.subject}\n\n{mail.body.rstrip()}\n")
+    return 0
+
+
+def print_openapi() -> int:
+    """Write the OpenAPI document to stdout (``make openapi`` stores it in docs/)."""
+    from blueprint import PLATFORM
+    from local_runtime.openapi import build_document
+
+    print(json.dumps(build_document(PLATFORM), indent=2, sort_keys=False))
+    return 0
 
 
 def _configure_logging() -> None:
@@ -82,9 +116,15 @@ def up(with_seed: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line entry point."""
     args = _parser().parse_args(argv)
+    if args.command != "up":
+        return show_mail(args.to, args.last) if args.command == "mail" else print_openapi()
     _configure_logging()
     if args.command == "up":
         return up(args.seed)
+    if args.command == "mail":
+        return show_mail(args.to, args.last)
+    if args.command == "openapi":
+        return print_openapi()
     return 2  # pragma: no cover - argparse rejects other commands
 
 

@@ -9,6 +9,11 @@ see ``docs/decisions-local.md``) with a call to the local Lambda Invoke API,
 so those paths reach the real handler in a real worker. Functions this module
 was not told about fall back to moto's own implementation.
 
+While routed, a function's ``docker_client`` raises ``AttributeError``
+instead of trying to reach a Docker engine that does not exist here: moto's
+state dump (``/moto-api/data.json``, read by the local mailbox) skips
+attributes that raise it, and would otherwise fail as a whole.
+
 The functions themselves are registered in moto with a placeholder zip, so
 that their ARNs exist for event source mappings, schedules and state machines.
 """
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
 _routes: dict[str, str] = {}  # physical function name -> Invoke API base URL
 _lock = threading.Lock()
 _original = LambdaFunction._invoke_lambda
+_original_docker_client = LambdaFunction.docker_client
 _client = httpx.Client(trust_env=False)
 _RUNTIME: Final = "python3.12"  # what the CDK deploys; moto only records it
 
@@ -44,6 +50,7 @@ def route(functions: Mapping[str, str]) -> None:
     with _lock:
         _routes.update(functions)
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+        LambdaFunction.docker_client = property(_no_docker)  # type: ignore[assignment,method-assign]
 
 
 def unroute(names: Iterable[str]) -> None:
@@ -53,6 +60,11 @@ def unroute(names: Iterable[str]) -> None:
             _routes.pop(name, None)
         if not _routes:
             LambdaFunction._invoke_lambda = _original  # type: ignore[method-assign]
+            LambdaFunction.docker_client = _original_docker_client  # type: ignore[method-assign]
+
+
+def _no_docker(self: LambdaFunction) -> Any:
+    raise AttributeError("no Docker engine: local functions run in the local runtime's workers")
 
 
 def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +95,8 @@ class LocalPlatform:
         endpoints_file: where to write the endpoints JSON (default: nowhere).
         integration_timeout_s: the HTTP API's integration timeout (AWS: 30 s).
         python_path: folders put before the repository on the workers' ``PYTHONPATH``.
+        environment: extra variables per function name, on top of the declared environment
+            (tests use it to raise per-client rate limits; nothing else differs).
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class LocalPlatform:
         endpoints_file: Path | None = None,
         integration_timeout_s: float = config.HTTP_API_INTEGRATION_TIMEOUT_S,
         python_path: Sequence[Path] = (),
+        environment: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.platform = platform
         self.ports = ports or config.Ports.from_env()
@@ -118,6 +121,7 @@ class LocalPlatform:
         self._endpoints_file = endpoints_file
         self._integration_timeout_s = integration_timeout_s
         self._python_path = [*python_path, config.REPO_ROOT, config.REPO_ROOT / "layers" / "core"]
+        self._extra_env = {name: dict(env) for name, env in (environment or {}).items()}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stack: AsyncExitStack | None = None
@@ -240,7 +244,10 @@ class LocalPlatform:
         )
         runtime = self._runtime = LambdaRuntime(
             self.platform,
-            lambda fn: environment_for(self.platform, fn, resolver),
+            lambda fn: {
+                **environment_for(self.platform, fn, resolver),
+                **self._extra_env.get(fn.name, {}),
+            },
             self._python_path,
         )
         stack.push_async_callback(runtime.close)

@@ -102,7 +102,7 @@ def limiter() -> RateLimiter:
     from lwm_core.ratelimit import RateLimiter
 
     _bind_tables(settings())
-    return RateLimiter()
+    return RateLimiter(overrides=settings().rate_limits)
 
 
 @cache

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from lwm_core import constants as c
-from lwm_core.settings import CoreSettings, DatabaseSettings, MailSettings
+from lwm_core.settings import CoreSettings, DatabaseSettings, MailSettings, RateLimitSettings
 
 
-class UsersSettings(CoreSettings, DatabaseSettings, MailSettings):
+class UsersSettings(CoreSettings, DatabaseSettings, MailSettings, RateLimitSettings):
     """Everything the users function reads from its environment."""
 
     auth_table: str = Field(validation_alias=c.ENV_TABLE_PREFIX + "AUTH")

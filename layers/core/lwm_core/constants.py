@@ -36,6 +36,9 @@ ENV_DATABASE_HOST: Final = "LWM_DATABASE_HOST"
 ENV_DATABASE_NAME: Final = "LWM_DATABASE_NAME"
 ENV_DATABASE_SECRET_ARN: Final = "LWM_DATABASE_SECRET_ARN"
 
+# Rate-limit overrides, JSON {"limit-name": [max_hits, window_s]} (lwm_core.settings).
+ENV_RATE_LIMITS: Final = "LWM_RATE_LIMITS"
+
 # Email sender identity (SES).
 ENV_MAIL_FROM: Final = "LWM_MAIL_FROM"
 

@@ -11,7 +11,7 @@ TTL shortly after their window ends.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lwm_core.errors import RateLimitedError
@@ -26,11 +26,30 @@ class Limit:
     window_s: int
 
 
-class RateLimiter:
-    """Counts hits per (limit, key) and refuses those over the limit."""
+def with_overrides(limit: Limit, overrides: Mapping[str, tuple[int, int]]) -> Limit:
+    """``limit`` with the max hits and window an operator configured for its name, if any."""
+    override = overrides.get(limit.name)
+    if override is None:
+        return limit
+    max_hits, window_s = override
+    return Limit(limit.name, int(max_hits), int(window_s))
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+
+class RateLimiter:
+    """Counts hits per (limit, key) and refuses those over the limit.
+
+    Args:
+        clock: seconds since the epoch (tests pass their own).
+        overrides: configured ``{name: (max_hits, window_s)}`` replacing a limit's defaults.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        overrides: Mapping[str, tuple[int, int]] | None = None,
+    ) -> None:
         self._clock = clock
+        self._overrides = dict(overrides or {})
 
     def _window(self, limit: Limit) -> tuple[int, int]:
         now = self._clock()
@@ -44,6 +63,7 @@ class RateLimiter:
         """Count one hit; raise RateLimitedError (with Retry-After) when over the limit."""
         from lwm_core.ratelimit_store import RateCounter
 
+        limit = with_overrides(limit, self._overrides)
         start, retry_after = self._window(limit)
         counter = RateCounter(self._pk(limit, key, start))
         counter.update(
@@ -60,6 +80,7 @@ class RateLimiter:
         """Raise RateLimitedError if ``key`` is already at the limit, without counting."""
         from lwm_core.ratelimit_store import RateCounter
 
+        limit = with_overrides(limit, self._overrides)
         start, retry_after = self._window(limit)
         try:
             counter = RateCounter.get(self._pk(limit, key, start), consistent_read=True)
@@ -72,5 +93,5 @@ class RateLimiter:
         """Forget the current window's hits of ``key`` (e.g. after a successful login)."""
         from lwm_core.ratelimit_store import RateCounter
 
-        start, _ = self._window(limit)
+        start, _ = self._window(with_overrides(limit, self._overrides))
         RateCounter(self._pk(limit, key, start)).delete()

@@ -48,6 +48,18 @@ class DatabaseSettings(_Base):
         return self
 
 
+class RateLimitSettings(_Base):
+    """Overrides of a function's rate limits: JSON ``{"limit-name": [max_hits, window_s]}``.
+
+    Operators tune limits per stage without a code change; the test stack raises
+    the per-client ones, since every test client shares one source address.
+    """
+
+    rate_limits: dict[str, tuple[int, int]] = Field(
+        default_factory=dict, validation_alias=c.ENV_RATE_LIMITS
+    )
+
+
 class MailSettings(_Base):
     """The sender address of platform email (an SES verified identity)."""
 

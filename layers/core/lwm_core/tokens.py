@@ -1,8 +1,8 @@
 """Access tokens: ES256 JWTs signed by KMS, verified with pyjwt against a JWKS.
 
-The private key never leaves KMS: the signer sends a SHA-256 digest to
-``kms:Sign`` and converts the DER signature to JWS form. Several keys may be
-configured (comma-separated ids, the first signs); every one is published in
+The private key never leaves KMS: the signer sends the JWS signing input to
+``kms:Sign`` (``MessageType=RAW``: KMS hashes it) and converts the DER
+signature to JWS form. Several keys may be configured (comma-separated ids, the first signs); every one is published in
 the JWKS so tokens signed before a rotation stay valid until they expire.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 from lwm_core.errors import UnauthorizedError
 
 ALGORITHM = "ES256"
+KMS_RAW_MESSAGE_LIMIT = 4096  # bytes KMS Sign accepts with MessageType RAW
 
 
 def _b64url(data: bytes) -> str:
@@ -90,11 +91,15 @@ class KmsKeyRing:
             + "."
             + _b64url(json.dumps(claims, separators=(",", ":"), default=str).encode())
         )
-        digest = hashlib.sha256(signing_input.encode()).digest()
+        message = signing_input.encode()
+        if len(message) > KMS_RAW_MESSAGE_LIMIT:
+            raise ValueError(f"token claims too large to sign ({len(message)} bytes)")
+        # RAW: KMS hashes the signing input itself (SHA-256). A token is far below the
+        # 4 KiB RAW limit, and the local KMS (moto) implements RAW only, not DIGEST.
         der = self.kms.sign(
             KeyId=self._key_ids[0],
-            Message=digest,
-            MessageType="DIGEST",
+            Message=message,
+            MessageType="RAW",
             SigningAlgorithm="ECDSA_SHA_256",
         )["Signature"]
         r, s = decode_dss_signature(der)

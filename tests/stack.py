@@ -49,7 +49,7 @@ def boto(local: LocalPlatform, service: str) -> Any:
         endpoint_url=local.endpoints.aws,
         region_name=local.endpoints.region,
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto's convention
+        aws_secret_access_key="testing",
     )
 
 

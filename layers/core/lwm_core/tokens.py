@@ -2,8 +2,9 @@
 
 The private key never leaves KMS: the signer sends the JWS signing input to
 ``kms:Sign`` (``MessageType=RAW``: KMS hashes it) and converts the DER
-signature to JWS form. Several keys may be configured (comma-separated ids, the first signs); every one is published in
-the JWKS so tokens signed before a rotation stay valid until they expire.
+signature to JWS form. Several keys may be configured (comma-separated ids,
+the first signs); every one is published in the JWKS so tokens signed before
+a rotation stay valid until they expire.
 """
 
 from __future__ import annotations

@@ -153,6 +153,13 @@ def is_text(content_type: str | None) -> bool:
     return True
 
 
+def _as_text(body: bytes) -> str | None:
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        return None
+
+
 def build_event(
     scope: Scope,
     match: RouteMatch,
@@ -221,9 +228,10 @@ def build_event(
         context["authorizer"] = {"jwt": {"claims": grant.claims, "scopes": grant.scopes}}
     event["requestContext"] = context
     if body:
-        text = is_text(headers.get("content-type"))
-        event["body"] = body.decode() if text else base64.b64encode(body).decode()
-        event["isBase64Encoded"] = not text
+        text = _as_text(body) if is_text(headers.get("content-type")) else None
+        # A body that is not text (or claims a text type but is not UTF-8) arrives base64'd.
+        event["body"] = text if text is not None else base64.b64encode(body).decode()
+        event["isBase64Encoded"] = text is None
     else:
         event["isBase64Encoded"] = False
     return event

@@ -12,10 +12,48 @@ import importlib
 from typing import Any
 
 from blueprint.model import Auth, Platform
+from lwm_core.errors import PROBLEM_JSON
+from lwm_core.web import Problem
 
 OPENAPI_VERSION = "3.1.0"
 TITLE = "LinkWithMentor API"
 BEARER = "accessToken"
+GATEWAY_MESSAGE = "GatewayMessage"
+PROBLEM = "Problem"
+PROBLEM_SCHEMA = Problem.model_json_schema()
+
+
+def _problems_by_reference(responses: dict[str, Any]) -> dict[str, Any]:
+    """Problem bodies as one ``$ref`` to ``#/components/schemas/Problem`` (apps inline it)."""
+    out: dict[str, Any] = {}
+    for status, entry in responses.items():
+        content = dict(entry.get("content", {}))
+        problem = content.get(PROBLEM_JSON)
+        if problem and (problem.get("schema") or {}).get("title") == PROBLEM:
+            content[PROBLEM_JSON] = {"schema": {"$ref": f"#/components/schemas/{PROBLEM}"}}
+            entry = {**entry, "content": content}
+        out[status] = entry
+    return out
+
+
+# What the HTTP API itself may answer on any route: payload over 10 MB, throttling,
+# integration timeout. Routes with a JWT authorizer add 401 (and 403 for missing scopes).
+GATEWAY_STATUSES = ("413", "429", "503")
+
+
+def _with_gateway_answers(responses: dict[str, Any], statuses: list[str]) -> dict[str, Any]:
+    """Add API Gateway's own answers (``application/json`` ``{"message": ...}``) to ``statuses``.
+
+    The gateway answers before any function runs, so these are not problem+json;
+    the function's own problems for the same status stay documented beside them.
+    """
+    out = dict(responses)
+    gateway = {"schema": {"$ref": f"#/components/schemas/{GATEWAY_MESSAGE}"}}
+    for status in statuses:
+        entry = dict(out.get(status, {"description": "Answered by API Gateway"}))
+        entry["content"] = {**entry.get("content", {}), "application/json": gateway}
+        out[status] = entry
+    return out
 
 
 def load_app(ref: str) -> Any:
@@ -28,7 +66,6 @@ def build_document(platform: Platform, version: str = "1.0.0") -> dict[str, Any]
     """One OpenAPI 3.1 document for every service that declares an app."""
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
-    tags: list[dict[str, str]] = []
     declared = {route.key: route for route, _ in platform.routes()}
     for service in platform.services:
         if not service.app:
@@ -40,11 +77,23 @@ def build_document(platform: Platform, version: str = "1.0.0") -> dict[str, Any]
                 route = declared.get(f"{method.upper()} {path}")
                 operation = dict(operation)
                 operation.pop("security", None)
+                statuses = list(GATEWAY_STATUSES)
                 if route is not None and route.auth is not Auth.PUBLIC:
                     operation["security"] = [{BEARER: list(route.roles)}]
+                    statuses += ["401", "403"] if route.roles else ["401"]
+                responses = _problems_by_reference(operation.get("responses", {}))
+                operation["responses"] = _with_gateway_answers(responses, statuses)
                 merged[method] = operation
         schemas.update(spec.get("components", {}).get("schemas", {}))
-        tags.append({"name": service.name, "description": spec["info"].get("description", "")})
+    schemas[PROBLEM] = PROBLEM_SCHEMA
+    schemas[GATEWAY_MESSAGE] = {
+        "title": GATEWAY_MESSAGE,
+        "type": "object",
+        "description": "The API Gateway's own answer, before any function runs "
+        "(missing or invalid token, missing role, unknown route, body over 10 MB).",
+        "properties": {"message": {"type": "string"}},
+        "required": ["message"],
+    }
     return {
         "openapi": OPENAPI_VERSION,
         "info": {

@@ -28,6 +28,9 @@ Interest = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
 Timezone = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# A password being set: the length part of the policy is in the contract (the rest is checked
+# by the service: not common, not the email's name).
+NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=128)]
 SelfServiceRole = Literal["mentee", "mentor"]
 AnyRole = Literal["mentee", "mentor", "admin"]
 
@@ -38,7 +41,7 @@ def _default_roles() -> list[SelfServiceRole]:
 
 class RegisterIn(StrictModel):
     email: EmailStr
-    password: Password
+    password: NewPassword
     display_name: DisplayName
     timezone: Timezone = Field(description="IANA time zone, e.g. Europe/Berlin")
     roles: list[SelfServiceRole] = Field(default_factory=_default_roles, min_length=1, max_length=2)
@@ -63,7 +66,7 @@ class ForgotPasswordIn(StrictModel):
 
 class ResetPasswordIn(StrictModel):
     token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    new_password: Password
+    new_password: NewPassword
 
 
 class SwitchRoleIn(StrictModel):

@@ -63,8 +63,14 @@ class Problem(BaseModel):
 
 
 _PROBLEM_STATUSES = (400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 503)
+# Inline (not a $ref): FastAPI puts a response ``model`` under application/json only,
+# and problems are served as application/problem+json.
+_PROBLEM_SCHEMA = Problem.model_json_schema()
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "Problem details"}
+    status: {
+        "description": "Problem details (RFC 9457)",
+        "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
+    }
     for status in _PROBLEM_STATUSES
 }
 

@@ -544,6 +544,7 @@ def sign_in_external(deps: Deps, ext: ExternalIdentity, default_timezone: str = 
     """The account linked to ``ext``: an existing link, else the account with the same
     verified email (linked now), else a new account."""
     now = deps.clock()
+    unproven = False
     with deps.uow() as uow:
         identity = uow.users.get_identity(ext.provider, ext.subject)
         if identity is not None:
@@ -571,10 +572,16 @@ def sign_in_external(deps: Deps, ext: ExternalIdentity, default_timezone: str = 
         else:
             user = user_or_none
             if user.email_verified_at is None:
+                # Whoever registered this address never proved they own it; the provider
+                # just did for this person, so the unproven password must not open it.
+                unproven = True
                 user.email_verified_at = now
+                user.password_hash = None
                 uow.users.save(user)
         uow.users.add_identity(Identity(ext.provider, ext.subject, user.id, ext.email))
         uow.commit()
+    if unproven:
+        deps.tokens.revoke_user(user.id)
     return user
 
 

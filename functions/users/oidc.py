@@ -107,14 +107,25 @@ def authorization_url(provider: Provider, redirect_uri: str, store: TokenStore) 
 
 
 def complete(
-    provider: Provider, redirect_uri: str, store: TokenStore, code: str, state: str
+    provider: Provider,
+    redirect_uri: str,
+    store: TokenStore,
+    code: str | None,
+    state: str,
+    error: str | None = None,
 ) -> ExternalIdentity:
-    """Exchange the code, verify the ID token, and say who signed in."""
+    """Exchange the code, verify the ID token, and say who signed in.
+
+    ``code`` is None when the provider answered with an error (RFC 6749 4.1.2.1),
+    for instance because the person cancelled; the state is spent either way.
+    """
     import jwt
 
     saved = store.pop_login_state(state, int(time.time()))
     if saved is None or saved.get("provider") != provider.name:
         raise errors.OidcLoginError("the sign-in expired or was already used; start again")
+    if code is None:
+        raise errors.OidcLoginError(f"the provider did not sign you in ({error or 'no code'})")
     meta = _metadata(provider.issuer)
     try:
         token = _client(provider, redirect_uri).fetch_token(
@@ -144,7 +155,15 @@ def complete(
     if email is None or "email_verified" not in claims:
         userinfo = _client(provider, redirect_uri)
         userinfo.token = token
-        info = userinfo.get(meta["userinfo_endpoint"]).json()
+        try:
+            response = userinfo.get(meta["userinfo_endpoint"])
+            response.raise_for_status()
+            info = response.json()
+        except Exception as e:  # transport, HTTP status and JSON errors alike
+            raise errors.OidcLoginError("the provider's userinfo endpoint failed") from e
+        if info.get("sub") != claims["sub"]:
+            # OpenID Connect Core 5.3.2: userinfo about another subject must not be used.
+            raise errors.OidcLoginError("the provider's userinfo is about another subject")
         email = info.get("email", email)
         verified = bool(info.get("email_verified", verified))
         claims.setdefault("name", info.get("name"))

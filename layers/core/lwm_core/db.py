@@ -19,8 +19,16 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
+IAM_AUTH_PARAM = "iam_auth"  # query parameter of our URLs only; never reaches the driver
+
+
 def database_url(settings: DatabaseSettings) -> str:
-    """The SQLAlchemy URL: ``DATABASE_URL`` locally, proxy host + secret in AWS."""
+    """The SQLAlchemy URL: ``DATABASE_URL`` locally; the RDS Proxy with IAM auth in AWS.
+
+    In AWS the proxy requires TLS and an IAM token instead of a password: the URL
+    carries the user, host and port from the credentials secret, no password, and
+    ``iam_auth=<region>``, which :func:`engine` turns into a fresh token per connection.
+    """
     if settings.database_url:
         url = settings.database_url
         if url.startswith("postgresql://"):
@@ -35,27 +43,45 @@ def database_url(settings: DatabaseSettings) -> str:
     return URL.create(
         "postgresql+psycopg",
         username=creds["username"],
-        password=creds["password"],
         host=settings.database_host,
         port=int(creds.get("port", 5432)),
         database=settings.database_name,
-        query={"sslmode": "require"},
+        query={"sslmode": "require", IAM_AUTH_PARAM: settings.aws_region},
     ).render_as_string(hide_password=False)
 
 
 @cache
 def engine(url: str) -> Engine:
     """The sandbox's engine for ``url``: a small pool, since one sandbox serves one request."""
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
 
-    return create_engine(
-        url,
+    parsed = make_url(url)
+    region = parsed.query.get(IAM_AUTH_PARAM)
+    if isinstance(region, tuple):
+        region = region[0]
+    parsed = parsed.difference_update_query([IAM_AUTH_PARAM])
+    created = create_engine(
+        parsed,
         pool_size=2,
         max_overflow=2,
         pool_pre_ping=True,
         pool_recycle=300,
         connect_args={"connect_timeout": 5},
     )
+    if region:
+        host, port, user = parsed.host, parsed.port or 5432, parsed.username
+
+        @event.listens_for(created, "do_connect")
+        def _iam_token(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+            # A token is valid for 15 minutes; each new connection signs a fresh one (no call).
+            from lwm_core.aws import client
+
+            cparams["password"] = client("rds").generate_db_auth_token(
+                DBHostname=host, Port=port, DBUsername=user, Region=region
+            )
+
+    return created
 
 
 class UnitOfWork:

@@ -39,6 +39,7 @@ class DatabaseSettings(_Base):
     database_host: str | None = Field(None, validation_alias=c.ENV_DATABASE_HOST)
     database_name: str = Field("lwm", validation_alias=c.ENV_DATABASE_NAME)
     database_secret_arn: str | None = Field(None, validation_alias=c.ENV_DATABASE_SECRET_ARN)
+    aws_region: str = Field("us-east-1", validation_alias="AWS_REGION")  # IAM tokens for the proxy
 
     @model_validator(mode="after")
     def _one_way_to_connect(self) -> DatabaseSettings:

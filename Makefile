@@ -44,8 +44,9 @@ test-e2e: setup
 test-infra: setup
 	$(PYTEST) tests/infra -q
 
-synth: setup  ## synthesize the CDK app (STAGE=dev|prod)
+synth: setup  ## synthesize the CDK app (STAGE=dev|prod), then cfn-lint every template
 	npx cdk synth --quiet -c stage=$(or $(STAGE),dev)
+	.venv/bin/cfn-lint --config-file infra_cdk/cfnlintrc.yaml -- cdk.out/*.template.json
 
 openapi: setup  ## regenerate docs/openapi.json from the apps
 	$(PY) -m local_runtime openapi > docs/openapi.json

@@ -129,7 +129,11 @@ def handle_register(body: RegisterIn, deps: DepsDep) -> RegisterOut:
         timezone=body.timezone,
         roles=set(body.roles),
     )
-    return RegisterOut(user=UserOut.from_domain(user), message="check your email to verify it")
+    return RegisterOut(
+        user=UserOut.from_domain(user),
+        message="check your email to verify it; if no link arrives, sign in and ask for a new "
+        "one with POST /auth/verify-email/resend",
+    )
 
 
 @public_router.get("/auth/verify-email", tags=["auth"])

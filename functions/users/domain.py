@@ -185,7 +185,7 @@ class Signer(Protocol):
 
 
 class Mailer(Protocol):
-    """Sends one email."""
+    """Sends one email; raises ``errors.MailNotSentError`` when it could not."""
 
     def send_mail(self, to: str, subject: str, text: str) -> None: ...
 

@@ -16,6 +16,10 @@ class UsersError(Exception):
     """Base of users-service errors that are not problem responses."""
 
 
+class MailNotSentError(UsersError):
+    """The mail service refused or could not be reached; nothing was sent."""
+
+
 class EmailTakenError(ConflictError):
     """An account with this email already exists."""
 

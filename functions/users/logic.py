@@ -34,7 +34,14 @@ from functions.users.domain import (
     User,
 )
 from lwm_core import constants as c
-from lwm_core.errors import BadRequestError, FieldError, ForbiddenError, RequestValidationError
+from lwm_core.errors import (
+    BadRequestError,
+    DependencyUnavailableError,
+    FieldError,
+    ForbiddenError,
+    RequestValidationError,
+)
+from lwm_core.observability import logger
 from lwm_core.pagination import Page
 
 PURPOSE_VERIFY = "verify-email"
@@ -201,16 +208,27 @@ def register(
             raise errors.EmailTakenError("an account with this email already exists")
         uow.users.add(user)
         uow.commit()
+    # The account is accepted once committed: a mail outage must not lose it
+    # (the person asks for a new link with POST /auth/verify-email/resend).
     send_verification(deps, user)
     return user
 
 
-def send_verification(deps: Deps, user: User) -> None:
-    """Email ``user`` a fresh verification link."""
+def send_verification(deps: Deps, user: User) -> bool:
+    """Email ``user`` a fresh verification link; False when the mail could not be sent."""
     token = _new_secret()
     expires = _epoch(deps.clock()) + deps.config.verify_ttl_s
     deps.tokens.put_one_time(OneTimeToken(_hash_token(token), PURPOSE_VERIFY, user.id, expires))
     link = f"{deps.config.base_url}/auth/verify-email?token={token}"
+    try:
+        _send_verification_mail(deps, user, link)
+    except errors.MailNotSentError:
+        logger.warning("verification mail not sent", extra={"user_id": user.id})
+        return False
+    return True
+
+
+def _send_verification_mail(deps: Deps, user: User, link: str) -> None:
     deps.mailer.send_mail(
         user.email,
         "Confirm your LinkWithMentor email",
@@ -364,14 +382,17 @@ def forgot_password(deps: Deps, email: str) -> None:
     token = _new_secret()
     expires = _epoch(deps.clock()) + deps.config.reset_ttl_s
     deps.tokens.put_one_time(OneTimeToken(_hash_token(token), PURPOSE_RESET, user.id, expires))
-    deps.mailer.send_mail(
-        user.email,
-        "Reset your LinkWithMentor password",
-        f"Hi {user.display_name},\n\nSomeone asked to reset your password. Use this token with "
-        f"POST /auth/password/reset within the hour:\n{token}\n\n"
-        f"Or open {deps.config.base_url}/auth/password/reset?token={token}\n\n"
-        "If it was not you, ignore this message; your password is unchanged.\n",
-    )
+    try:
+        deps.mailer.send_mail(
+            user.email,
+            "Reset your LinkWithMentor password",
+            f"Hi {user.display_name},\n\nSomeone asked to reset your password. Use this token "
+            f"in the app, or with POST {deps.config.base_url}/auth/password/reset, within the "
+            f"hour:\n\n{token}\n\n"
+            "If it was not you, ignore this message; your password is unchanged.\n",
+        )
+    except errors.MailNotSentError as e:
+        raise DependencyUnavailableError("the reset email could not be sent; try again") from e
 
 
 def reset_password(deps: Deps, token: str, new_password: str) -> None:

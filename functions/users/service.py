@@ -64,9 +64,15 @@ class SesMail:
         self._mailer = SesMailer(sender)
 
     def send_mail(self, to: str, subject: str, text: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from functions.users.errors import MailNotSentError
         from lwm_core.email import Email
 
-        self._mailer.send(Email(to=to, subject=subject, text=text))
+        try:
+            self._mailer.send(Email(to=to, subject=subject, text=text))
+        except (BotoCoreError, ClientError) as e:
+            raise MailNotSentError(str(e)) from e
 
 
 def _bind_tables(s: UsersSettings) -> None:

@@ -259,3 +259,42 @@ def test_a_database_outage_is_a_503_and_changes_nothing(
         )
     )
     assert retried.status == 201, retried.body
+
+
+def test_a_mail_outage_keeps_the_registration(
+    invoke: Invoke, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SES is unreachable (the users function's SES endpoint is a closed port)
+    from lwm_core import aws
+
+    email = f"mailout-{uuid.uuid4().hex[:8]}@example.com"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SES", "http://127.0.0.1:9")
+    for cached in (aws.client, aws._session, service.deps):
+        cached.cache_clear()
+    try:
+        # When someone registers
+        reply = invoke(
+            http_event(
+                "POST",
+                "/auth/register",
+                body={"email": email, "password": PASSWORD, "display_name": "M", "timezone": "UTC"},
+            )
+        )
+    finally:
+        monkeypatch.undo()
+        for cached in (aws.client, aws._session, service.deps):
+            cached.cache_clear()
+    # Then the account is accepted (no mail went out) and can sign in
+    assert reply.status == 201, reply.body
+    assert latest_token(aws_endpoint, email, "confirm") is None
+    login = _login(invoke, email)
+    assert login.status == 200
+    # And once mail works again, a new link can be asked for and used
+    user_id = reply.body["user"]["id"]
+    resend = invoke(
+        http_event("POST", "/auth/verify-email/resend", claims=claims_for(user_id, verified=False))
+    )
+    assert resend.status == 202
+    token = latest_token(aws_endpoint, email, "confirm")
+    assert token
+    assert invoke(http_event("GET", "/auth/verify-email", query={"token": token})).status == 200

@@ -6,27 +6,32 @@ model) and switches on Step Functions execution. :func:`provision` creates,
 from ``Platform``, every table, bucket, queue (with its dead-letter queue),
 KMS signing key, secret, the SES sender, the EventBridge bus with its rules,
 the schedules and the functions. Provisioning is idempotent: moto's state
-belongs to the process, so a second platform started in the same process
+belongs to the moto process, so a second provisioning of the same endpoint
 finds the first one's resources and keeps them.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import secrets
-from collections.abc import Callable
+import subprocess
+import sys
+import threading
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import boto3
-import httpx
 from botocore.exceptions import ClientError
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from blueprint.model import Bucket, Platform, Queue, Schedule, Secret, SigningKey, Table
-from local_runtime import config, lambda_seam
+from blueprint.model import Bucket, Function, Platform, Queue, Schedule, Secret, SigningKey, Table
+from local_runtime import config
+from local_runtime.moto_process import READY
 from local_runtime.net import check_free
 
 if TYPE_CHECKING:
@@ -45,6 +50,9 @@ MAIL_FROM: Final = f"no-reply@{MAIL_DOMAIN}"
 EVENT_BUS: Final = config.physical_name("events")
 ROLE_NAME: Final = config.physical_name("lambda")
 DLQ_RETENTION_S: Final = 14 * 24 * 3600
+STOP_TIMEOUT_S: Final = 10.0
+LAMBDA_RUNTIME: Final = "python3.12"  # what the CDK deploys; moto only records it
+log = logging.getLogger("local_runtime.aws")
 
 _EXISTS = frozenset(
     {
@@ -62,35 +70,86 @@ _T = TypeVar("_T")
 
 
 class MotoServer:
-    """moto's server on 127.0.0.1, in a thread of this process."""
+    """moto's server on 127.0.0.1, in a process of its own (``local_runtime.moto_process``).
 
-    def __init__(self, port: int) -> None:
+    Args:
+        port: where to listen (0: any free port).
+        lambda_endpoint: the local Lambda Invoke API, where moto's invocations go.
+        functions: physical names of the functions routed there.
+    """
+
+    def __init__(self, port: int, lambda_endpoint: str, functions: Sequence[str]) -> None:
         self._requested_port = port
-        self._server: ThreadedMotoServer | None = None
+        self._lambda_endpoint = lambda_endpoint
+        self._functions = list(functions)
+        self._process: subprocess.Popen[str] | None = None
+        self._log: threading.Thread | None = None
         self.url = ""
 
     def start(self) -> str:
-        """Start serving (blocking, about a second); returns the endpoint URL."""
+        """Start the process and wait until it serves (about a second); returns the URL."""
         check_free(self._requested_port, config.ENV_AWS_PORT)
-        server = ThreadedMotoServer(
-            ip_address=config.HOST, port=self._requested_port, verbose=False
+        cmd = [
+            sys.executable,
+            "-m",
+            "local_runtime.moto_process",
+            "--port",
+            str(self._requested_port),
+            "--lambda-endpoint",
+            self._lambda_endpoint,
+        ]
+        for name in self._functions:
+            cmd += ["--function", name]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(config.REPO_ROOT), str(config.REPO_ROOT / "layers" / "core")]
+            ),
+            "PYTHONUNBUFFERED": "1",
+        }
+        process = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=config.REPO_ROOT,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the runtime only; it stops moto itself
         )
-        server.start()
-        self._server = server
-        port = server.get_host_and_port()[1]
-        # moto's Step Functions interpreter calls services at localhost:$MOTO_PORT.
-        os.environ["MOTO_PORT"] = str(port)
-        self.url = config.url(port)
-        config_url = f"{self.url}/moto-api/config"
-        body = {"stepfunctions": {"execute_state_machine": True}}
-        httpx.post(config_url, json=body, trust_env=False).raise_for_status()
+        self._process = process
+        assert process.stdout is not None and process.stderr is not None
+        line = process.stdout.readline().split()
+        if len(line) != 2 or line[0] != READY:
+            process.kill()
+            raise RuntimeError(f"the AWS endpoint did not start:\n{process.stderr.read()[-4000:]}")
+        self._log = threading.Thread(
+            target=_forward, args=(process.stderr,), name="moto-log", daemon=True
+        )
+        self._log.start()
+        self.url = config.url(int(line[1]))
         return self.url
 
     def stop(self) -> None:
-        """Stop serving; moto's in-memory state stays with the process."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        """Stop the process (its state is gone with it)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdin is not None:
+            process.stdin.close()
+
+
+def _forward(stream: IO[str]) -> None:
+    """moto's warnings and errors, in the runtime's log."""
+    for line in stream:
+        if line.strip():
+            log.warning("[aws] %s", line.rstrip())
 
 
 @dataclass
@@ -192,7 +251,7 @@ def provision(platform: Platform, endpoint: str, cors_origins: list[str]) -> Pro
     aws.ses.verify_email_identity(EmailAddress=MAIL_FROM)
     _event_bus(aws, platform)
     role_arn = _role(aws)
-    out.functions = lambda_seam.register_functions(aws.lambda_, platform.functions(), role_arn)
+    out.functions = register_functions(aws.lambda_, platform.functions(), role_arn)
     for schedule in platform.schedules:
         _schedule(aws, schedule, out.functions[schedule.function], role_arn)
     return out
@@ -364,3 +423,37 @@ def _role(aws: _Clients) -> str:
         lambda: aws.iam.get_role(RoleName=ROLE_NAME),
     )
     return str(role["Role"]["Arn"])
+
+
+def placeholder_zip() -> bytes:
+    """A tiny deployment package: moto needs code, the workers run the repository's."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "Local function: the code runs from the repository.\n")
+    return buffer.getvalue()
+
+
+def register_functions(
+    client: LambdaClient, functions: Iterable[Function], role_arn: str
+) -> dict[str, str]:
+    """Create each function in moto (``client``: boto3 ``lambda``); returns name -> ARN."""
+    code = placeholder_zip()
+    arns: dict[str, str] = {}
+    for fn in functions:
+        physical = config.physical_name(fn.name)
+        try:
+            created = client.create_function(
+                FunctionName=physical,
+                Runtime=LAMBDA_RUNTIME,
+                Role=role_arn,
+                Handler=fn.handler,
+                Code={"ZipFile": code},
+                Description=fn.description[:256],
+                Timeout=fn.timeout_s,
+                MemorySize=fn.memory_mb,
+            )
+            arns[fn.name] = created["FunctionArn"]
+        except client.exceptions.ResourceConflictException:
+            existing = client.get_function(FunctionName=physical)["Configuration"]
+            arns[fn.name] = existing["FunctionArn"]
+    return arns

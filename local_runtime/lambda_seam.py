@@ -14,35 +14,26 @@ instead of trying to reach a Docker engine that does not exist here: moto's
 state dump (``/moto-api/data.json``, read by the local mailbox) skips
 attributes that raise it, and would otherwise fail as a whole.
 
-The functions themselves are registered in moto with a placeholder zip, so
-that their ARNs exist for event source mappings, schedules and state machines.
+It runs inside moto's own process (:mod:`local_runtime.moto_process`); the
+functions are registered through the Lambda API by :mod:`local_runtime.aws`.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import threading
-import zipfile
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any
 
 import httpx
 from moto.awslambda.models import LambdaFunction
-
-from blueprint.model import Function
-from local_runtime import config
-
-if TYPE_CHECKING:
-    from mypy_boto3_lambda import LambdaClient
 
 _routes: dict[str, str] = {}  # physical function name -> Invoke API base URL
 _lock = threading.Lock()
 _original = LambdaFunction._invoke_lambda
 _original_docker_client = LambdaFunction.docker_client
 _client = httpx.Client(trust_env=False)
-_RUNTIME: Final = "python3.12"  # what the CDK deploys; moto only records it
 
 
 def route(functions: Mapping[str, str]) -> None:
@@ -89,37 +80,3 @@ def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, 
     self.logs_backend.ensure_log_group(self.logs_group_name)
     self.save_logs(logs)  # readable through moto's CloudWatch Logs, as in AWS
     return response.text, errored, logs
-
-
-def placeholder_zip() -> bytes:
-    """A tiny deployment package: moto needs code, the workers run the repository's."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "Local function: the code runs from the repository.\n")
-    return buffer.getvalue()
-
-
-def register_functions(
-    client: LambdaClient, functions: Iterable[Function], role_arn: str
-) -> dict[str, str]:
-    """Create each function in moto (``client``: boto3 ``lambda``); returns name -> ARN."""
-    code = placeholder_zip()
-    arns: dict[str, str] = {}
-    for fn in functions:
-        physical = config.physical_name(fn.name)
-        try:
-            created = client.create_function(
-                FunctionName=physical,
-                Runtime=_RUNTIME,
-                Role=role_arn,
-                Handler=fn.handler,
-                Code={"ZipFile": code},
-                Description=fn.description[:256],
-                Timeout=fn.timeout_s,
-                MemorySize=fn.memory_mb,
-            )
-            arns[fn.name] = created["FunctionArn"]
-        except client.exceptions.ResourceConflictException:
-            existing = client.get_function(FunctionName=physical)["Configuration"]
-            arns[fn.name] = existing["FunctionArn"]
-    return arns

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-_TOKEN = re.compile(r"[?&]token=([A-Za-z0-9_\-]+)")
+_TOKEN = re.compile(r"(?:[?&]|\b)token=([A-Za-z0-9_\-]+)")
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Mail:
     body: str
 
     def token(self) -> str | None:
-        """The first ``token=`` value of a link in the body (verification, reset)."""
+        """The first ``token=`` value in the body (a verification link, a reset token)."""
         match = _TOKEN.search(self.body)
         return match.group(1) if match else None
 

@@ -34,7 +34,7 @@ from blueprint import PLATFORM
 from blueprint.environment import environment_for
 from blueprint.model import Function, Platform
 from blueprint.platform import DB_MIGRATE
-from local_runtime import config, lambda_seam
+from local_runtime import config
 from local_runtime.authorizer import JwksCache, JwtAuthorizer
 from local_runtime.aws import MotoServer, Provisioned, provision
 from local_runtime.gateway import HttpApiGateway, RouteTable
@@ -233,7 +233,8 @@ class LocalPlatform:
         http_api = config.url(port_of(http_sock))
         lambda_invoke = config.url(port_of(lambda_sock))
 
-        moto = MotoServer(self.ports.aws)
+        physical = [config.physical_name(fn.name) for fn in self.platform.functions()]
+        moto = MotoServer(self.ports.aws, lambda_invoke, physical)
         stack.push_async_callback(asyncio.to_thread, moto.stop)
         database = self._start_database(stack)
         aws, database_url = await asyncio.gather(asyncio.to_thread(moto.start), database)
@@ -251,9 +252,6 @@ class LocalPlatform:
             self._python_path,
         )
         stack.push_async_callback(runtime.close)
-        physical = [config.physical_name(fn.name) for fn in self.platform.functions()]
-        lambda_seam.route(dict.fromkeys(physical, lambda_invoke))
-        stack.callback(lambda_seam.unroute, physical)
 
         invoke_server = AsgiServer(LambdaInvokeApi(runtime), lambda_sock, "lambda-invoke")
         await invoke_server.start()

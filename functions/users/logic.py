@@ -387,8 +387,9 @@ def forgot_password(deps: Deps, email: str) -> None:
             user.email,
             "Reset your LinkWithMentor password",
             f"Hi {user.display_name},\n\nSomeone asked to reset your password. Use this token "
-            f"in the app, or with POST {deps.config.base_url}/auth/password/reset, within the "
-            f"hour:\n\n{token}\n\n"
+            f"in the app, or send it with your new password to POST "
+            f"{deps.config.base_url}/auth/password/reset, within the hour:\n\n"
+            f"    token={token}\n\n"
             "If it was not you, ignore this message; your password is unchanged.\n",
         )
     except errors.MailNotSentError as e:
@@ -402,10 +403,15 @@ def reset_password(deps: Deps, token: str, new_password: str) -> None:
         raise errors.InvalidOneTimeTokenError("this reset token is invalid or expired")
     with deps.uow() as uow:
         user = _live_user(uow, record.user_id)
-        check_password_policy(new_password, user.email)
+        try:
+            check_password_policy(new_password, user.email)
+        except errors.WeakPasswordError:
+            deps.tokens.put_one_time(record)  # a refused password must not spend the token
+            raise
         user.password_hash = deps.hasher.hash(new_password)
         if user.email_verified_at is None:
             user.email_verified_at = deps.clock()  # the emailed token proves the address
+            _touch_listing(user, user.email_verified_at)
         uow.users.save(user)
         uow.commit()
     deps.tokens.revoke_user(user.id)
@@ -598,6 +604,7 @@ def sign_in_external(deps: Deps, ext: ExternalIdentity, default_timezone: str = 
                 unproven = True
                 user.email_verified_at = now
                 user.password_hash = None
+                _touch_listing(user, now)
                 uow.users.save(user)
         uow.users.add_identity(Identity(ext.provider, ext.subject, user.id, ext.email))
         uow.commit()

@@ -150,9 +150,32 @@ class TokenVerifier:
                 algorithms=[ALGORITHM],
                 audience=self._policy.audience,
                 issuer=self._policy.issuer,
-                leeway=self._policy.leeway_s,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                # Times are judged below by the injected clock, not pyjwt's wall clock.
+                options={
+                    "require": ["exp", "iat", "sub", "iss", "aud"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError as e:
             raise UnauthorizedError(f"invalid token: {e}") from e
+        self._check_times(claims)
         return claims
+
+    def _check_times(self, claims: Mapping[str, Any]) -> None:
+        now, leeway = self._clock(), self._policy.leeway_s
+        times = {k: claims.get(k) for k in ("exp", "nbf", "iat")}
+        for name, value in times.items():
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise UnauthorizedError(f"invalid token: {name} is not a number")
+        exp, nbf, iat = times["exp"], times["nbf"], times["iat"]
+        assert exp is not None and iat is not None  # required above
+        if exp <= now - leeway:
+            raise UnauthorizedError("invalid token: Signature has expired")
+        if nbf is not None and nbf > now + leeway:
+            raise UnauthorizedError("invalid token: The token is not yet valid (nbf)")
+        if iat > now + leeway:
+            raise UnauthorizedError("invalid token: The token is not yet valid (iat)")

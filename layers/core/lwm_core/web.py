@@ -41,6 +41,39 @@ from lwm_core.observability import logger
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+
+def _skip_pydantic_v1_probes() -> None:
+    """Stop FastAPI importing ``pydantic.v1`` (about 80 ms of every cold start).
+
+    FastAPI 0.163 imports ``pydantic.v1`` to ask, for each route's types and each
+    encoded value, whether it is a Pydantic v1 model. Nothing can be a v1 model
+    unless ``pydantic.v1`` has been imported, so until then the answer is False;
+    after that, FastAPI's own check runs. Pinned FastAPI; a test guards it.
+    """
+    try:
+        import fastapi.encoders as encoders
+        from fastapi._compat import shared
+    except ImportError:  # pragma: no cover - a FastAPI without the probe
+        return
+    if getattr(shared, "_lwm_v1_probes_skipped", False):
+        return
+    class_check = shared.is_pydantic_v1_model_class
+    instance_check = shared.is_pydantic_v1_model_instance
+
+    def is_v1_class(cls: Any) -> bool:
+        return "pydantic.v1" in sys.modules and class_check(cls)
+
+    def is_v1_instance(obj: Any) -> bool:
+        return "pydantic.v1" in sys.modules and instance_check(obj)
+
+    shared.is_pydantic_v1_model_class = is_v1_class
+    shared.is_pydantic_v1_model_instance = is_v1_instance
+    encoders.is_pydantic_v1_model_instance = is_v1_instance  # type: ignore[attr-defined]
+    shared._lwm_v1_probes_skipped = True  # type: ignore[attr-defined]
+
+
+_skip_pydantic_v1_probes()
+
 # --- request / response models ---------------------------------------------
 
 
@@ -272,7 +305,7 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404:
         error = NotFoundError("no such resource")
     elif exc.status_code == 405:
-        error = MethodNotAllowedError()
+        error = MethodNotAllowedError(headers=dict(exc.headers or {}))
     else:
         error = ProblemError(str(exc.detail))
     return problem_response(error, request.url.path)

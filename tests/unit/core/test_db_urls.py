@@ -1,4 +1,4 @@
-"""Database URLs: a plain URL locally; the RDS Proxy with a fresh IAM token per connection in AWS."""
+"""Database URLs: plain locally; in AWS the RDS Proxy with a fresh IAM token per connection."""
 
 from __future__ import annotations
 

@@ -142,9 +142,14 @@ def dependency_layer(
     lock = root / "uv.lock"
     if not lock.is_file():
         raise BundlingError(f"{lock} not found: the dependency layer is built from the lock file")
+    # Lambda cannot write bytecode (/opt is read-only): without .pyc files every cold
+    # start compiles FastAPI, pydantic and the rest from source. Compiling needs an
+    # interpreter of the target version; without one the layer ships sources only.
+    compiler = shutil.which(f"python{python_version}")
     digest = _digest_bytes(
         [lock.read_bytes(), python_version.encode(), platform.encode(), _BUILDER_VERSION.encode()]
         + [arg.encode() for arg in _EXPORT_ARGS]
+        + [b"bytecode" if compiler else b"sources"]
     )
     layers = (build_dir or BUILD_DIR) / "layers"
     target = layers / f"deps_py{python_version.replace('.', '')}_{digest[:16]}"
@@ -185,10 +190,30 @@ def dependency_layer(
             raise BundlingError(
                 f"the dependency layer would ship dev/tooling packages: {sorted(bad)}"
             )
+        if compiler is not None:
+            _compile_bytecode(compiler, staged / "python")
         shutil.copyfile(requirements, layers / f"{target.name}.requirements.txt")
         _move_into_place(staged, target)
     _prune(layers, "deps_", keep=target.name)
     return StagedAsset(target, digest)
+
+
+def _compile_bytecode(python: str, folder: Path) -> None:
+    """Precompile ``folder`` with ``python``; hash-checked .pyc files survive zip timestamps."""
+    _run(
+        [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            str(folder),
+        ],
+        cwd=folder,
+    )
 
 
 def core_layer(*, root: Path = REPO_ROOT, build_dir: Path | None = None) -> StagedAsset:

@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import available_timezones
 
-from ulid import ULID
-
 from functions.users import errors
 from functions.users.domain import (
     Identity,
@@ -110,6 +108,13 @@ class TokenPair:
 # --- helpers ------------------------------------------------------------------------
 
 
+def new_id() -> str:
+    """A new sortable id (ULID); python-ulid is imported on first use, not at cold start."""
+    from ulid import ULID
+
+    return str(ULID())
+
+
 def normalize_email(email: str) -> str:
     """Emails compare case-insensitively and without surrounding space."""
     return email.strip().lower()
@@ -193,7 +198,7 @@ def register(
     check_timezone(timezone)
     now = deps.clock()
     user = User(
-        id=str(ULID()),
+        id=new_id(),
         email=email,
         display_name=display_name,
         timezone=timezone,
@@ -297,7 +302,7 @@ def issue_tokens(
         "iat": now,
         "nbf": now,
         "exp": now + deps.config.access_ttl_s,
-        "jti": str(ULID()),
+        "jti": new_id(),
         "token_use": "access",
         "roles": roles,
         "scope": " ".join(roles),
@@ -308,7 +313,7 @@ def issue_tokens(
     refresh = _new_secret()
     record = RefreshRecord(
         token_hash=_hash_token(refresh),
-        family_id=family_id or str(ULID()),
+        family_id=family_id or new_id(),
         user_id=user.id,
         expires_at=now + deps.config.refresh_ttl_s,
         used=False,
@@ -586,7 +591,7 @@ def sign_in_external(deps: Deps, ext: ExternalIdentity, default_timezone: str = 
             if not ext.email or not ext.email_verified:
                 raise errors.OidcLoginError("the provider did not confirm an email address")
             user = User(
-                id=str(ULID()),
+                id=new_id(),
                 email=normalize_email(ext.email),
                 display_name=(ext.name or ext.email.split("@")[0])[:80],
                 timezone=default_timezone,

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, EmailStr, Field, HttpUrl, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from functions.users.domain import MenteeProfile, MentorProfile, User
 from lwm_core.web import StrictModel
@@ -18,6 +26,24 @@ def _lower(value: object) -> object:
 def _upper(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
 
+
+def _email(value: str) -> str:
+    # email-validator directly: pydantic's EmailStr looks up the package's version in the
+    # installed metadata first, a scan of every distribution on each cold start.
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return str(validate_email(value, check_deliverability=False).normalized)
+    except EmailNotValidError as e:
+        raise ValueError(f"value is not a valid email address: {e}") from e
+
+
+Email = Annotated[
+    str,
+    StringConstraints(max_length=320),
+    AfterValidator(_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 320}),
+]
 
 Skill = Annotated[
     str, BeforeValidator(_lower), StringConstraints(pattern=r"^[a-z0-9][a-z0-9+#. -]{0,39}$")
@@ -40,7 +66,7 @@ def _default_roles() -> list[SelfServiceRole]:
 
 
 class RegisterIn(StrictModel):
-    email: EmailStr
+    email: Email
     password: NewPassword
     display_name: DisplayName
     timezone: Timezone = Field(description="IANA time zone, e.g. Europe/Berlin")

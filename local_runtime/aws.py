@@ -31,7 +31,6 @@ from botocore.exceptions import ClientError
 
 from blueprint.model import Bucket, Function, Platform, Queue, Schedule, Secret, SigningKey, Table
 from local_runtime import config
-from local_runtime.moto_process import READY
 from local_runtime.net import check_free
 
 if TYPE_CHECKING:
@@ -120,7 +119,7 @@ class MotoServer:
         self._process = process
         assert process.stdout is not None and process.stderr is not None
         line = process.stdout.readline().split()
-        if len(line) != 2 or line[0] != READY:
+        if len(line) != 2 or line[0] != config.MOTO_READY:
             process.kill()
             raise RuntimeError(f"the AWS endpoint did not start:\n{process.stderr.read()[-4000:]}")
         self._log = threading.Thread(

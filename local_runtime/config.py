@@ -43,6 +43,9 @@ ENV_PG_PORT: Final = "LWM_PG_PORT"
 ENV_PG_BIN: Final = "LWM_PG_BIN"
 ENV_DATABASE_URL: Final = c.ENV_DATABASE_URL
 
+# What local_runtime.moto_process prints, with its port, once it serves.
+MOTO_READY: Final = "READY"
+
 HTTP_API_MAX_PAYLOAD_BYTES: Final = c.HTTP_API_MAX_PAYLOAD_BYTES
 HTTP_API_INTEGRATION_TIMEOUT_S: Final = 30.0
 LAMBDA_SYNC_PAYLOAD_LIMIT_BYTES: Final = 6 * 1024 * 1024

@@ -22,9 +22,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from local_runtime.config import HOST
-
-READY = "READY"
+from local_runtime.config import HOST, MOTO_READY
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
-    print(f"{READY} {port}", flush=True)
+    print(f"{MOTO_READY} {port}", flush=True)
     stop.wait()
     server.stop()
     return 0

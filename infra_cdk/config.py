@@ -7,6 +7,7 @@ per-stage default below. Nothing here calls AWS: synth stays offline.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -15,6 +16,8 @@ from aws_cdk import Duration, Environment, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Node
+
+from lwm_core import constants as c
 
 Stage = Literal["dev", "prod"]
 STAGES: tuple[Stage, ...] = ("dev", "prod")
@@ -60,6 +63,8 @@ class StageConfig:
     db_readers: int
     db_backup_days: int
     secret_rotation_days: int
+    # Operator overrides every function gets (e.g. LWM_RATE_LIMITS from -c rate_limits=...).
+    function_environment: Mapping[str, str]
 
     @property
     def is_prod(self) -> bool:
@@ -142,13 +147,31 @@ def _int(node: Node, key: str, default: int) -> int:
         raise ValueError(f"context {key!r} must be an integer, got {raw!r}") from e
 
 
+def _function_environment(node: Node) -> dict[str, str]:
+    raw = _str(node, "rate_limits")
+    if raw is None:
+        return {}
+    try:
+        limits = json.loads(raw)
+        valid = isinstance(limits, dict) and all(
+            isinstance(v, list) and len(v) == 2 and all(isinstance(n, int) for n in v)
+            for v in limits.values()
+        )
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError('context "rate_limits" must be JSON like {"register-ip": [50, 3600]}')
+    return {c.ENV_RATE_LIMITS: json.dumps(limits, separators=(",", ":"))}
+
+
 def stage_config(node: Node) -> StageConfig:
     """Read the stage and its settings from the app's context.
 
     Context keys: ``stage`` (dev|prod, default dev), ``account`` and ``region``
     (both or neither; default: environment-agnostic stacks), ``issuer``,
     ``audience``, ``mail_from``, ``throttle_rate``, ``throttle_burst``,
-    ``nat_gateways`` and ``cors_origins`` (comma-separated).
+    ``nat_gateways``, ``cors_origins`` (comma-separated) and ``rate_limits``
+    (JSON ``{"limit-name": [max_hits, window_s]}``, given to every function).
     """
     stage = _str(node, "stage") or "dev"
     if stage not in STAGES:
@@ -179,4 +202,5 @@ def stage_config(node: Node) -> StageConfig:
         db_readers=defaults.db_readers,
         db_backup_days=defaults.db_backup_days,
         secret_rotation_days=30,
+        function_environment=_function_environment(node),
     )

@@ -75,7 +75,10 @@ class FunctionsConstruct(Construct):
             layers=self._layers,
             memory_size=fn.memory_mb,
             timeout=Duration.seconds(fn.timeout_s),
-            environment=environment_for(self._platform, fn, self._resolver),
+            environment={
+                **environment_for(self._platform, fn, self._resolver),
+                **self._config.function_environment,
+            },
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             role=role,

@@ -6,8 +6,11 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import App, Tags, Validations
+from aws_cdk import App, CfnResource, Stack, Tags, Validations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
 
 from blueprint.model import Platform
 from blueprint.platform import DB_MIGRATE, PLATFORM
@@ -71,8 +74,36 @@ def build_app(
         description=f"LinkWithMentor {config.stage}: functions and the HTTP API",
         tags=config.tags,
     )
+    for stack in (data, api):
+        _expire_handler_logs(stack, config)
     for key, value in config.tags.items():
         # DBProxyTargetGroup takes no Tags in CloudFormation although its L1 is taggable.
         Tags.of(app).add(key, value, exclude_resource_types=list(_UNTAGGABLE))
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, config, data, api
+
+
+def _expire_handler_logs(stack: Stack, config: StageConfig) -> None:
+    """Give CDK's own custom-resource handlers a log group with the stage's retention.
+
+    The platform's functions get theirs from ``FunctionsConstruct``; the handlers
+    CDK adds itself (the migration trigger, restricting the default security
+    group, emptying dev buckets) are plain CfnResources that would otherwise log
+    into groups Lambda creates on first use, kept forever.
+    """
+    for node in stack.node.find_all():
+        if (
+            isinstance(node, CfnResource)
+            and not isinstance(node, lambda_.CfnFunction)
+            and node.cfn_resource_type == "AWS::Lambda::Function"
+        ):
+            provider = node.node.scope
+            if not isinstance(provider, Construct):
+                raise TypeError(f"{node.node.path}: a handler outside any construct")
+            group = logs.LogGroup(
+                provider,
+                f"{node.node.id}Logs",
+                retention=config.log_retention,
+                removal_policy=config.removal_policy,
+            )
+            node.add_property_override("LoggingConfig.LogGroup", group.log_group_name)

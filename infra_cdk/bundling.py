@@ -145,7 +145,7 @@ def dependency_layer(
     # Lambda cannot write bytecode (/opt is read-only): without .pyc files every cold
     # start compiles FastAPI, pydantic and the rest from source. Compiling needs an
     # interpreter of the target version; without one the layer ships sources only.
-    compiler = shutil.which(f"python{python_version}")
+    compiler = target_interpreter(python_version)
     digest = _digest_bytes(
         [lock.read_bytes(), python_version.encode(), platform.encode(), _BUILDER_VERSION.encode()]
         + [arg.encode() for arg in _EXPORT_ARGS]
@@ -196,6 +196,29 @@ def dependency_layer(
         _move_into_place(staged, target)
     _prune(layers, "deps_", keep=target.name)
     return StagedAsset(target, digest)
+
+
+def target_interpreter(python_version: str) -> str | None:
+    """A runnable CPython ``python_version``: on PATH, else a pyenv install; or None.
+
+    A pyenv shim on PATH may exist and still fail (exit 127) when that version is
+    not selected, so every candidate is run once and must report the version.
+    """
+    candidates = [shutil.which(f"python{python_version}")]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates += [
+        str(p) for p in sorted(pyenv.glob(f"{python_version}.*/bin/python{python_version}"))
+    ]
+    for found in filter(None, candidates):
+        probe = subprocess.run(  # noqa: S603 - fixed argument vector, no shell
+            [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == python_version:
+            return found
+    return None
 
 
 def _compile_bytecode(python: str, folder: Path) -> None:

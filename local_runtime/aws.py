@@ -316,10 +316,10 @@ def _bucket(aws: _Clients, bucket: Bucket, cors_origins: list[str]) -> str:
     if bucket.cors:
         cors: Any = {
             "AllowedOrigins": cors_origins,
-            "AllowedMethods": ["GET", "PUT", "POST", "HEAD"],
+            "AllowedMethods": ["GET", "PUT", "POST"],  # as infra_cdk/data/buckets.py
             "AllowedHeaders": ["*"],
             "ExposeHeaders": ["ETag"],
-            "MaxAgeSeconds": 3000,
+            "MaxAgeSeconds": 3600,
         }
         aws.s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": [cors]})
     return name

@@ -10,9 +10,9 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import available_timezones
 
 from functions.users import errors
@@ -499,15 +499,28 @@ def update_profile(deps: Deps, user_id: str, patch: ProfilePatch) -> User:
                 raise errors.RoleNotHeldError("add the mentor role before editing a mentor profile")
             if patch.mentor.get("timezone"):
                 check_timezone(str(patch.mentor["timezone"]))
-            user.mentor = replace(user.mentor or MentorProfile(), **patch.mentor)
+            user.mentor = _merge(user.mentor or MentorProfile(), patch.mentor)
         if patch.mentee is not None:
             if c.ROLE_MENTEE not in user.roles:
                 raise errors.RoleNotHeldError("add the mentee role before editing a mentee profile")
-            user.mentee = replace(user.mentee or MenteeProfile(), **patch.mentee)
+            user.mentee = _merge(user.mentee or MenteeProfile(), patch.mentee)
         _touch_listing(user, deps.clock())
         uow.users.save(user)
         uow.commit()
     return user
+
+
+_P = TypeVar("_P", MentorProfile, MenteeProfile)
+
+
+def _merge(profile: _P, changes: dict[str, Any]) -> _P:
+    """``profile`` with ``changes`` applied; a null resets that field (JSON merge patch)."""
+    defaults: dict[str, Any] = {}
+    for f in fields(profile):
+        if f.name in changes and changes[f.name] is None:
+            factory = f.default_factory
+            defaults[f.name] = factory() if factory is not MISSING else f.default
+    return replace(profile, **{**changes, **defaults})
 
 
 def _touch_listing(user: User, now: datetime) -> None:

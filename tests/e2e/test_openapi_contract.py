@@ -15,6 +15,7 @@ is proven route by route in ``test_every_protected_route_refuses_a_missing_token
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def fuzz_token(api_url: str, aws_endpoint: str) -> str:
 @pytest.mark.stack
 @schema.exclude(method="DELETE", path="/me").parametrize()
 @settings(
-    max_examples=12,
+    max_examples=int(os.environ.get("LWM_FUZZ_EXAMPLES", "12")),  # more for a deeper run
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

@@ -61,9 +61,13 @@ def users_environment(local: LocalPlatform) -> dict[str, str]:
     return {k: v for k, v in env.items() if k not in _PROCESS_KEYS}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def users_handler(users_environment: dict[str, str]) -> Iterator[Callable[..., dict[str, Any]]]:
-    """``functions.users.handler.handler`` imported here with the function's environment."""
+    """``functions.users.handler.handler`` imported here with the function's environment.
+
+    Module-scoped: the environment is this process's while the module runs, and
+    restored after, so that tests elsewhere never see the function's variables.
+    """
     saved = {k: os.environ.get(k) for k in users_environment}
     os.environ.update(users_environment)
     try:
@@ -75,6 +79,9 @@ def users_handler(users_environment: dict[str, str]) -> Iterator[Callable[..., d
         service.limiter.cache_clear()
         yield handler
     finally:
+        service.settings.cache_clear()
+        service.deps.cache_clear()
+        service.limiter.cache_clear()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -13,6 +13,18 @@ from lwm_core.settings import DatabaseSettings
 PROXY = "lwm-dev.proxy-abc123.eu-west-1.rds.amazonaws.com"
 
 
+@pytest.fixture(autouse=True)
+def _no_database_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the arguments here, not from a handler environment in this process."""
+    for key in (
+        "DATABASE_URL",
+        "LWM_DATABASE_HOST",
+        "LWM_DATABASE_NAME",
+        "LWM_DATABASE_SECRET_ARN",
+    ):
+        monkeypatch.delenv(key, raising=False)
+
+
 def test_a_local_url_is_used_as_given_with_the_psycopg_driver() -> None:
     settings = DatabaseSettings(DATABASE_URL="postgresql://app@127.0.0.1:5433/lwm")
     assert db.database_url(settings) == "postgresql+psycopg://app@127.0.0.1:5433/lwm"

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     Field,
     HttpUrl,
     StringConstraints,
@@ -16,15 +15,15 @@ from pydantic import (
 )
 
 from functions.users.domain import MenteeProfile, MentorProfile, User
-from lwm_core.web import StrictModel
+from lwm_core.web import StrictModel, trim
 
 
-def _lower(value: object) -> object:
-    return value.strip().lower() if isinstance(value, str) else value
+def _lower(value: str) -> str:
+    return value.strip().lower()
 
 
-def _upper(value: object) -> object:
-    return value.strip().upper() if isinstance(value, str) else value
+def _upper(value: str) -> str:
+    return value.upper()
 
 
 def _email(value: str) -> str:
@@ -45,13 +44,21 @@ Email = Annotated[
     WithJsonSchema({"type": "string", "format": "email", "maxLength": 320}),
 ]
 
+# Codes are accepted in any case (as the patterns say) and stored folded.
 Skill = Annotated[
-    str, BeforeValidator(_lower), StringConstraints(pattern=r"^[a-z0-9][a-z0-9+#. -]{0,39}$")
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9+#. -]{0,39}$"),
+    AfterValidator(_lower),
 ]
-Language = Annotated[str, BeforeValidator(_lower), StringConstraints(pattern=r"^[a-z]{2,3}$")]
-Currency = Annotated[str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z]{3}$")]
-Interest = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Language = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}$"), AfterValidator(_lower)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$"), AfterValidator(_upper)]
+Interest = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(trim(1))]
+DisplayName = Annotated[
+    str, StringConstraints(min_length=1, max_length=80), AfterValidator(trim(1))
+]
+LoginEmail = Annotated[
+    str, StringConstraints(min_length=3, max_length=320), AfterValidator(trim(3))
+]
 Timezone = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 # A password being set: the length part of the policy is in the contract (the rest is checked
@@ -74,7 +81,7 @@ class RegisterIn(StrictModel):
 
 
 class LoginIn(StrictModel):
-    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    email: LoginEmail
     password: Password
 
 
@@ -87,7 +94,7 @@ class TokenIn(StrictModel):
 
 
 class ForgotPasswordIn(StrictModel):
-    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    email: LoginEmail
 
 
 class ResetPasswordIn(StrictModel):
@@ -116,7 +123,9 @@ class MessageOut(BaseModel):
 
 
 class MentorProfileIn(StrictModel):
-    headline: Annotated[str, StringConstraints(strip_whitespace=True, max_length=140)] | None = None
+    headline: Annotated[str, StringConstraints(max_length=140), AfterValidator(trim())] | None = (
+        None
+    )
     bio: Annotated[str, StringConstraints(max_length=5000)] | None = None
     skills: list[Skill] | None = Field(None, max_length=30)
     languages: list[Language] | None = Field(None, max_length=10)

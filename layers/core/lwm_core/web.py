@@ -95,10 +95,30 @@ def _unstorable(value: object) -> bool:
     return False
 
 
-class StrictModel(BaseModel):
-    """Request bodies: unknown fields are an error, not silently dropped; text is storable."""
+def trim(min_length: int = 0) -> Callable[[str], str]:
+    """An after-validator: strip surrounding whitespace, then keep ``min_length`` characters.
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    Length limits apply to the text as sent (so the contract's ``maxLength`` is exact);
+    the stored value is the trimmed one.
+    """
+
+    def trimmed(value: str) -> str:
+        value = value.strip()
+        if len(value) < min_length:
+            raise ValueError(f"needs at least {min_length} characters besides spaces")
+        return value
+
+    return trimmed
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are an error, not silently dropped; text is storable.
+
+    Nothing is trimmed or case-folded unless a field says so (``trim``), so that what
+    the OpenAPI document allows is exactly what is accepted.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod

@@ -130,12 +130,12 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
 
 class TestRequestBodies:
     async def test_a_valid_body_reaches_the_route(self, client: httpx.AsyncClient) -> None:
-        # Given a valid JSON body (with whitespace the model strips)
+        # Given a valid JSON body (text is kept as sent: fields trim only when they say so)
         # When it is posted
         response = await client.post("/items", json={"name": "  pen ", "quantity": 2})
-        # Then the route answers
+        # Then the route answers with exactly what was sent
         assert response.status_code == 201
-        assert response.json() == {"name": "pen", "quantity": 2}
+        assert response.json() == {"name": "  pen ", "quantity": 2}
 
     async def test_a_json_suffix_media_type_is_json(self, client: httpx.AsyncClient) -> None:
         # Given a body sent as application/merge-patch+json
@@ -419,3 +419,21 @@ class TestCaller:
         with pytest.raises(ForbiddenError, match="mentor role") as caught:
             require_role(principal, "mentor")
         assert caught.value.status == 403
+
+
+def test_trim_strips_after_the_length_limit_and_keeps_a_minimum() -> None:
+    from typing import Annotated
+
+    import pydantic
+    from pydantic import AfterValidator, StringConstraints
+
+    from lwm_core.web import StrictModel, trim
+
+    class Named(StrictModel):
+        name: Annotated[str, StringConstraints(max_length=5), AfterValidator(trim(1))]
+
+    assert Named(name=" ab ").name == "ab"
+    with pytest.raises(pydantic.ValidationError):
+        Named(name="   ")  # blank once trimmed
+    with pytest.raises(pydantic.ValidationError):
+        Named(name="ab    ")  # over the limit as sent, whatever the trim would leave

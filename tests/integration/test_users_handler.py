@@ -21,21 +21,17 @@ pytestmark = pytest.mark.stack
 PASSWORD = "integration passphrase 7"
 
 
+def _register_event(
+    email: str, *, name: str = "Integration", timezone: str = "UTC", **extra: object
+) -> dict[str, object]:
+    """The API Gateway event of a registration with the suite's password."""
+    body = {"email": email, "password": PASSWORD, "display_name": name, "timezone": timezone}
+    return http_event("POST", "/auth/register", body={**body, **extra})
+
+
 def _register(invoke: Invoke, aws: str, roles: tuple[str, ...] = ("mentee",)) -> tuple[str, str]:
     email = f"int-{uuid.uuid4().hex[:10]}@example.com"
-    reply = invoke(
-        http_event(
-            "POST",
-            "/auth/register",
-            body={
-                "email": email,
-                "password": PASSWORD,
-                "display_name": "Integration",
-                "timezone": "Asia/Tokyo",
-                "roles": list(roles),
-            },
-        )
-    )
+    reply = invoke(_register_event(email, timezone="Asia/Tokyo", roles=list(roles)))
     assert reply.status == 201, reply.body
     token = latest_token(aws, email, "confirm")
     assert token
@@ -124,18 +120,7 @@ def test_duplicate_email_is_a_409_that_reveals_nothing_else(
     # Given an account
     _, email = _register(invoke, aws_endpoint)
     # When someone registers the same address (in another case)
-    reply = invoke(
-        http_event(
-            "POST",
-            "/auth/register",
-            body={
-                "email": email.upper(),
-                "password": "another passphrase 99",
-                "display_name": "Someone",
-                "timezone": "UTC",
-            },
-        )
-    )
+    reply = invoke(_register_event(email.upper(), name="Someone", password="another phrase 99"))
     # Then it is a conflict with a stable code and no account data
     assert (reply.status, reply.code) == (409, "email_taken")
     assert reply.headers["content-type"].startswith("application/problem+json")
@@ -225,18 +210,7 @@ def test_a_database_outage_is_a_503_and_changes_nothing(
         cached.cache_clear()
     try:
         # When someone registers
-        reply = invoke(
-            http_event(
-                "POST",
-                "/auth/register",
-                body={
-                    "email": email,
-                    "password": PASSWORD,
-                    "display_name": "Outage",
-                    "timezone": "UTC",
-                },
-            )
-        )
+        reply = invoke(_register_event(email, name="Outage"))
     finally:
         monkeypatch.undo()
         for cached in (service.settings, service.deps, service.limiter):
@@ -246,18 +220,7 @@ def test_a_database_outage_is_a_503_and_changes_nothing(
     assert reply.headers.get("retry-after")
     assert latest_token(aws_endpoint, email, "confirm") is None
     assert os.environ["DATABASE_URL"] != "postgresql+psycopg://app@127.0.0.1:9/lwm"
-    retried = invoke(
-        http_event(
-            "POST",
-            "/auth/register",
-            body={
-                "email": email,
-                "password": PASSWORD,
-                "display_name": "Outage",
-                "timezone": "UTC",
-            },
-        )
-    )
+    retried = invoke(_register_event(email, name="Outage"))
     assert retried.status == 201, retried.body
 
 
@@ -273,13 +236,7 @@ def test_a_mail_outage_keeps_the_registration(
         cached.cache_clear()
     try:
         # When someone registers
-        reply = invoke(
-            http_event(
-                "POST",
-                "/auth/register",
-                body={"email": email, "password": PASSWORD, "display_name": "M", "timezone": "UTC"},
-            )
-        )
+        reply = invoke(_register_event(email, name="M"))
     finally:
         monkeypatch.undo()
         for cached in (aws.client, aws._session, service.deps):

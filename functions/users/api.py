@@ -1,7 +1,5 @@
 """HTTP routes of the users service: parse, call one logic function, shape the reply."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Annotated, Any
 

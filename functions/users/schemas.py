@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from functions.users.domain import MenteeProfile, MentorProfile, User
+from lwm_core.email import InvalidAddressError, normalize_address
 from lwm_core.web import StrictModel, trim
 
 
@@ -27,13 +28,9 @@ def _upper(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    # email-validator directly: pydantic's EmailStr looks up the package's version in the
-    # installed metadata first, a scan of every distribution on each cold start.
-    from email_validator import EmailNotValidError, validate_email
-
     try:
-        return str(validate_email(value, check_deliverability=False).normalized)
-    except EmailNotValidError as e:
+        return normalize_address(value)
+    except InvalidAddressError as e:
         raise ValueError(f"value is not a valid email address: {e}") from e
 
 

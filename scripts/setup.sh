@@ -29,6 +29,11 @@ fi
 
 .tools/bin/uv sync --frozen --quiet --python python3
 
+# The repository and the shared layer on the venv's path (as PYTHONPATH in the Makefile),
+# so that `.venv/bin/python -m local_runtime …` and the operator CLIs work from anywhere.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+printf '%s\n%s\n' "$PWD" "$PWD/layers/core" > "$site/linkwithmentor.pth"
+
 if [ -f package-lock.json ]; then
   lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
   if [ ! -f node_modules/.lock-hash ] || [ "$(cat node_modules/.lock-hash)" != "$lock_hash" ]; then

@@ -155,8 +155,9 @@ class RuntimeApi:
 
     def _hand_out(self, conn: _Connection) -> None:
         assert self._current is not None
-        self._handed_out = True
-        conn.respond(200, self._current.payload, self._current.headers())
+        # A parked connection may have closed meanwhile: then the invocation waits for
+        # the runtime's next request instead of being lost on a dead socket.
+        self._handed_out = conn.respond(200, self._current.payload, self._current.headers())
 
     def _result(self, request_id: str, outcome: Response | FunctionError) -> bool:
         if self._current is None or self._current.request_id != request_id:
@@ -206,10 +207,10 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
-    def respond(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-        """Send a whole response in one write, then read the next request."""
+    def respond(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
+        """Send a whole response in one write, then read the next request; False if closed."""
         if self._transport is None or self._transport.is_closing():
-            return
+            return False
         headers = [*headers, (b"content-length", str(len(body)).encode())]
         out = self._h11.send(h11.Response(status_code=status, headers=headers))
         data = self._h11.send(h11.Data(data=body)) if body else b""
@@ -217,9 +218,10 @@ class _Connection(asyncio.Protocol):
         self._transport.write(b"".join(x for x in (out, data, end) if x))
         if self._h11.our_state is h11.MUST_CLOSE:
             self._transport.close()
-            return
+            return True
         self._h11.start_next_cycle()
         self._process()
+        return True
 
     def _process(self) -> None:
         while True:

@@ -194,6 +194,8 @@ def register(
         WeakPasswordError: the password fails the policy.
     """
     email = normalize_email(email)
+    # Admin is granted by an operator only; no role at all means a mentee.
+    roles = (roles & set(c.SELF_SERVICE_ROLES)) or {c.ROLE_MENTEE}
     check_password_policy(password, email)
     check_timezone(timezone)
     now = deps.clock()
@@ -202,7 +204,7 @@ def register(
         email=email,
         display_name=display_name,
         timezone=timezone,
-        roles=set(roles) or {c.ROLE_MENTEE},
+        roles=set(roles),
         created_at=now,
         password_hash=deps.hasher.hash(password),
         mentee=MenteeProfile() if c.ROLE_MENTEE in roles else None,

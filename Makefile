@@ -30,7 +30,7 @@ format:
 	.venv/bin/ruff check --fix .
 
 typecheck:
-	.venv/bin/mypy layers/core/lwm_core functions blueprint local_runtime infra_cdk app.py
+	.venv/bin/mypy layers/core/lwm_core functions websocket_handlers blueprint local_runtime infra_cdk app.py
 
 test-unit: setup
 	$(PYTEST) tests/unit -q

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from blueprint.model import Bucket, Function, Platform, Queue, Secret, SigningKey, Table
+from lwm_core import constants as c
 
 METRICS_NAMESPACE = "LinkWithMentor"
 
@@ -24,6 +25,7 @@ class Resolver(Protocol):
     def signing_key_id(self, key: SigningKey) -> str: ...
     def secret_arn(self, secret: Secret) -> str: ...
     def database_environment(self) -> Mapping[str, str]: ...
+    def websocket_management_url(self) -> str: ...
     def common_environment(self) -> Mapping[str, str]: ...
 
 
@@ -61,5 +63,7 @@ def environment_for(platform: Platform, fn: Function, resolver: Resolver) -> dic
             env[secret.env_key] = resolver.secret_arn(secret)
         elif access.kind == "database":
             env.update(resolver.database_environment())
+        elif access.kind == "websocket":
+            env[c.ENV_WS_MANAGEMENT_URL] = resolver.websocket_management_url()
     env.update(fn.environment)
     return env

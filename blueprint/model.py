@@ -218,9 +218,19 @@ class Schedule:
 
 
 AccessKind = Literal[
-    "table", "bucket", "queue", "signing_key", "secret", "email", "events", "database"
+    "table",
+    "bucket",
+    "queue",
+    "signing_key",
+    "secret",
+    "email",
+    "events",
+    "database",
+    "websocket",
 ]
-AccessMode = Literal["read", "write", "read_write", "send", "sign", "verify", "publish", "connect"]
+AccessMode = Literal[
+    "read", "write", "read_write", "send", "sign", "verify", "publish", "connect", "manage"
+]
 
 
 @dataclass(frozen=True)
@@ -262,6 +272,11 @@ class Access:
     @staticmethod
     def database() -> Access:
         return Access("database", "connect")
+
+    @staticmethod
+    def websocket() -> Access:
+        """Post to, read and close the WebSocket API's connections (``@connections``)."""
+        return Access("websocket", "manage")
 
 
 @dataclass(frozen=True)
@@ -318,6 +333,53 @@ class Service:
             raise ValueError(f"service {self.name}: duplicate routes {sorted(dupes)}")
 
 
+_WS_ROUTE = re.compile(r"^(\$connect|\$disconnect|\$default|[a-zA-Z][a-zA-Z0-9]{0,63})$")
+WS_CONNECT = "$connect"
+WS_DISCONNECT = "$disconnect"
+WS_DEFAULT = "$default"
+
+
+@dataclass(frozen=True)
+class WebSocketRoute:
+    """A WebSocket API route: ``$connect``, ``$disconnect``, ``$default`` or an action name.
+
+    A message goes to the route named by its ``action`` field (the API's route
+    selection expression is ``$request.body.action``), else to ``$default``.
+    """
+
+    key: str
+    function: str
+
+    def __post_init__(self) -> None:
+        if not _WS_ROUTE.match(self.key):
+            raise ValueError(f"WebSocket route {self.key!r} is not a route key or action name")
+
+
+@dataclass(frozen=True)
+class WebSocketApi:
+    """The real-time API: its routes, its ``$connect`` authorizer, its connection table."""
+
+    name: str
+    authorizer: str  # the function that authorizes $connect (a Lambda REQUEST authorizer)
+    routes: tuple[WebSocketRoute, ...]
+    connections_table: str
+    idle_timeout_s: int = 600  # API Gateway: 10 minutes without a frame
+    max_duration_s: int = 7200  # API Gateway: 2 hours per connection
+
+    def __post_init__(self) -> None:
+        _check_name("websocket api", self.name)
+        keys = [r.key for r in self.routes]
+        if len(keys) != len(set(keys)):
+            raise ValueError(f"websocket api {self.name}: duplicate routes in {keys}")
+        for required in (WS_CONNECT, WS_DISCONNECT, WS_DEFAULT):
+            if required not in keys:
+                raise ValueError(f"websocket api {self.name}: {required} is not routed")
+
+    def route(self, key: str) -> WebSocketRoute | None:
+        """The route for ``key`` (a route key or an action), if declared."""
+        return next((r for r in self.routes if r.key == key), None)
+
+
 @dataclass(frozen=True)
 class Platform:
     """The whole platform: every resource the CDK deploys and the local runtime serves."""
@@ -331,6 +393,7 @@ class Platform:
     rules: tuple[EventRule, ...] = ()
     schedules: tuple[Schedule, ...] = ()
     workers: tuple[Function, ...] = ()  # functions without routes (queue consumers, tasks)
+    websocket: WebSocketApi | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -392,6 +455,13 @@ class Platform:
             self.queue(rule.queue)
         for schedule in self.schedules:
             self.function(schedule.function)
+        if self.websocket is not None:
+            self.table(self.websocket.connections_table)
+            self.function(self.websocket.authorizer)
+            for ws_route in self.websocket.routes:
+                self.function(ws_route.function)
+        elif any(a.kind == "websocket" for fn in self.functions() for a in fn.access):
+            raise ValueError("a function manages WebSocket connections, but no API is declared")
 
 
 _T = TypeVar("_T", Table, Bucket, Queue, SigningKey, Secret)

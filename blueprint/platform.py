@@ -8,6 +8,8 @@ proves both runtimes agree with this file.
 from __future__ import annotations
 
 from blueprint.model import (
+    WS_CONNECT,
+    WS_DISCONNECT,
     Access,
     Function,
     Index,
@@ -17,10 +19,13 @@ from blueprint.model import (
     Service,
     SigningKey,
     Table,
+    WebSocketApi,
+    WebSocketRoute,
     public,
     role,
     user,
 )
+from blueprint.model import WS_DEFAULT as WS_DEFAULT_ROUTE
 from lwm_core import constants as c
 
 # --- data -------------------------------------------------------------------
@@ -31,6 +36,16 @@ AUTH_TABLE = Table(
     sort_key=KeyAttr("sk"),
     # gsi1: every refresh-token family of a user, to sign out everywhere / erase an account.
     indexes=(Index("gsi1", KeyAttr("gsi1pk"), KeyAttr("gsi1sk")),),
+    ttl_attribute="expires_at",
+)
+
+# Open WebSocket connections. Per user, one item maps each open connection id to its
+# expiry, so a push to a group reads every member's devices with one BatchGetItem per
+# 100 members; per connection, one item names its user (for $disconnect), expiring
+# (TTL) shortly after API Gateway's longest connection, two hours.
+CONNECTIONS_TABLE = Table(
+    name="connections",
+    partition_key=KeyAttr("pk"),
     ttl_attribute="expires_at",
 )
 
@@ -112,10 +127,52 @@ DB_MIGRATE = Function(
     local_workers=1,
 )
 
+# --- real time (the WebSocket API) ------------------------------------------------
+
+WS_AUTHORIZER = Function(
+    name="ws-authorizer",
+    handler="websocket_handlers.authorizer.handler",
+    description="Verifies the access token of a WebSocket $connect (Lambda REQUEST authorizer)",
+    memory_mb=256,
+    timeout_s=5,
+    access=(Access.signing_key(ACCESS_TOKEN_KEY.name, "verify"),),
+)
+
+WS_CONNECTIONS = Function(
+    name="ws-connections",
+    handler="websocket_handlers.connections.handler",
+    description="Records WebSocket connections on $connect and forgets them on $disconnect",
+    memory_mb=256,
+    timeout_s=5,
+    access=(Access.table(CONNECTIONS_TABLE.name),),
+)
+
+WS_DEFAULT = Function(
+    name="ws-default",
+    handler="websocket_handlers.default.handler",
+    description="Answers WebSocket messages no route takes (malformed JSON, unknown action, ping)",
+    memory_mb=256,
+    timeout_s=5,
+    access=(Access.table(CONNECTIONS_TABLE.name, "read"), Access.websocket()),
+)
+
+REALTIME = WebSocketApi(
+    name="realtime",
+    authorizer=WS_AUTHORIZER.name,
+    connections_table=CONNECTIONS_TABLE.name,
+    routes=(
+        WebSocketRoute(WS_CONNECT, WS_CONNECTIONS.name),
+        WebSocketRoute(WS_DISCONNECT, WS_CONNECTIONS.name),
+        WebSocketRoute(WS_DEFAULT_ROUTE, WS_DEFAULT.name),
+        WebSocketRoute("ping", WS_DEFAULT.name),
+    ),
+)
+
 PLATFORM = Platform(
     services=(USERS,),
-    workers=(DB_MIGRATE,),
-    tables=(AUTH_TABLE, RATE_LIMIT_TABLE),
+    workers=(DB_MIGRATE, WS_AUTHORIZER, WS_CONNECTIONS, WS_DEFAULT),
+    tables=(AUTH_TABLE, RATE_LIMIT_TABLE, CONNECTIONS_TABLE),
     signing_keys=(ACCESS_TOKEN_KEY,),
     secrets=(OIDC_PROVIDERS_SECRET,),
+    websocket=REALTIME,
 )

@@ -71,7 +71,7 @@ def build_app(
         data=data,
         migrator=migrator,
         env=config.env,
-        description=f"LinkWithMentor {config.stage}: functions and the HTTP API",
+        description=f"LinkWithMentor {config.stage}: functions, the HTTP API and the WebSocket API",
         tags=config.tags,
     )
     for stack in (data, api):

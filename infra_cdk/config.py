@@ -54,6 +54,9 @@ class StageConfig:
     mail_from: str
     throttle_rate: int
     throttle_burst: int
+    # WebSocket stage: $connect upgrades plus every message frame, per second.
+    ws_throttle_rate: int
+    ws_throttle_burst: int
     nat_gateways: int
     max_azs: int
     cors_origins: tuple[str, ...]
@@ -101,6 +104,8 @@ class StageConfig:
 class _StageDefaults:
     throttle_rate: int
     throttle_burst: int
+    ws_throttle_rate: int
+    ws_throttle_burst: int
     log_retention: logs.RetentionDays
     db_min_capacity: float
     db_max_capacity: float
@@ -112,6 +117,8 @@ _DEFAULTS: Mapping[Stage, _StageDefaults] = {
     "dev": _StageDefaults(
         throttle_rate=50,
         throttle_burst=100,
+        ws_throttle_rate=50,
+        ws_throttle_burst=100,
         log_retention=logs.RetentionDays.TWO_WEEKS,
         db_min_capacity=0.5,
         db_max_capacity=2.0,
@@ -121,6 +128,8 @@ _DEFAULTS: Mapping[Stage, _StageDefaults] = {
     "prod": _StageDefaults(
         throttle_rate=500,
         throttle_burst=1000,
+        ws_throttle_rate=500,
+        ws_throttle_burst=1000,
         log_retention=logs.RetentionDays.THREE_MONTHS,
         db_min_capacity=0.5,
         db_max_capacity=16.0,
@@ -170,6 +179,7 @@ def stage_config(node: Node) -> StageConfig:
     Context keys: ``stage`` (dev|prod, default dev), ``account`` and ``region``
     (both or neither; default: environment-agnostic stacks), ``issuer``,
     ``audience``, ``mail_from``, ``throttle_rate``, ``throttle_burst``,
+    ``ws_throttle_rate``, ``ws_throttle_burst`` (the WebSocket stage),
     ``nat_gateways``, ``cors_origins`` (comma-separated) and ``rate_limits``
     (JSON ``{"limit-name": [max_hits, window_s]}``, given to every function).
     """
@@ -191,6 +201,8 @@ def stage_config(node: Node) -> StageConfig:
         mail_from=_str(node, "mail_from") or DEFAULT_MAIL_FROM,
         throttle_rate=_int(node, "throttle_rate", defaults.throttle_rate),
         throttle_burst=_int(node, "throttle_burst", defaults.throttle_burst),
+        ws_throttle_rate=_int(node, "ws_throttle_rate", defaults.ws_throttle_rate),
+        ws_throttle_burst=_int(node, "ws_throttle_burst", defaults.ws_throttle_burst),
         nat_gateways=_int(node, "nat_gateways", 0),
         max_azs=2,
         cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip())

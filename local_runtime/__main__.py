@@ -27,9 +27,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m local_runtime",
         description="Run LinkWithMentor on 127.0.0.1: AWS endpoint, PostgreSQL, functions, "
-        "HTTP API. Ports: "
+        "HTTP API, WebSocket API. Ports: "
         + ", ".join(
-            (config.ENV_HTTP_PORT, config.ENV_AWS_PORT, config.ENV_LAMBDA_PORT, config.ENV_PG_PORT)
+            (
+                config.ENV_HTTP_PORT,
+                config.ENV_WS_PORT,
+                config.ENV_AWS_PORT,
+                config.ENV_LAMBDA_PORT,
+                config.ENV_PG_PORT,
+            )
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -95,13 +101,11 @@ def up(with_seed: bool) -> int:
     try:
         doc = endpoints.as_json()
         log.info("LinkWithMentor local runtime up in %.1f s", time.perf_counter() - started)
-        for key in ("http_api", "aws", "lambda", "database_url", "issuer", "audience"):
+        for key in ("http_api", "websocket", "aws", "lambda", "database_url", "issuer", "audience"):
             log.info("  %-13s %s", key, doc[key])
-        log.info(
-            "  %-13s %s (reserved, not served yet)",
-            "websocket",
-            config.url(local.ports.websocket, "ws"),
-        )
+        if doc["websocket"]:
+            ws_port = doc["websocket"].rpartition(":")[2]
+            log.info("  %-13s %s", "@connections", config.url(int(ws_port)))
         log.info("  endpoints written to %s; Ctrl-C stops", config.ENDPOINTS_FILE)
         if with_seed:
             seed.seed(doc)

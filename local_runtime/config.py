@@ -50,13 +50,20 @@ HTTP_API_MAX_PAYLOAD_BYTES: Final = c.HTTP_API_MAX_PAYLOAD_BYTES
 HTTP_API_INTEGRATION_TIMEOUT_S: Final = 30.0
 LAMBDA_SYNC_PAYLOAD_LIMIT_BYTES: Final = 6 * 1024 * 1024
 
+# WebSocket API quotas (API Gateway developer guide, "Quotas for configuring and running a
+# WebSocket API"): a larger frame or message closes the connection with code 1009; a
+# @connections post over the message size is refused with 413 PayloadTooLargeException.
+WS_FRAME_MAX_BYTES: Final = 32 * 1024
+WS_MESSAGE_MAX_BYTES: Final = 128 * 1024
+WS_INTEGRATION_TIMEOUT_S: Final = 29.0
+
 
 @dataclass(frozen=True)
 class Ports:
     """TCP ports the local runtime listens on; 0 asks the OS for a free one."""
 
     http: int = 3000
-    websocket: int = 3001  # reserved for the WebSocket API, not served yet
+    websocket: int = 3001  # the WebSocket API and its @connections endpoint
     aws: int = 4566
     lambda_: int = 9001
     postgres: int = 5433

@@ -8,6 +8,7 @@ import socket
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.config import WSProtocolType
 
 from local_runtime.config import HOST
 
@@ -58,7 +59,17 @@ def free_port() -> int:
 class AsgiServer:
     """One uvicorn server on an already bound socket, inside the running event loop."""
 
-    def __init__(self, app: ASGIApp, sock: socket.socket, name: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        sock: socket.socket,
+        name: str,
+        *,
+        ws: type[asyncio.Protocol] | WSProtocolType = "none",
+        ws_max_size: int = 16 * 1024 * 1024,
+    ) -> None:
+        """Args: ``ws`` is uvicorn's WebSocket protocol ("none": HTTP only), ``ws_max_size``
+        the longest message it accepts."""
         config = uvicorn.Config(
             app,
             lifespan="off",
@@ -66,7 +77,9 @@ class AsgiServer:
             log_level="warning",
             server_header=False,  # API Gateway sends no Server header
             http="httptools",
-            ws="none",
+            ws=ws,
+            ws_max_size=ws_max_size,
+            ws_ping_interval=None,  # API Gateway sends no pings; it answers the client's
             timeout_graceful_shutdown=2,
             timeout_keep_alive=60,
         )

@@ -3,7 +3,8 @@
 It starts, on 127.0.0.1 only: moto (the AWS endpoint) with every declared
 resource, a throwaway PostgreSQL cluster (unless ``DATABASE_URL`` is given),
 the Lambda runtime (worker pools behind per-sandbox Runtime APIs), the Lambda
-Invoke endpoint and the HTTP API gateway; then it applies the database
+Invoke endpoint, the HTTP API gateway and the WebSocket API (with its
+``@connections`` endpoint, when the platform declares one); then it applies the database
 migrations through the declared ``db-migrate`` function.
 
 Everything runs on an event loop in a background thread, so the object works
@@ -20,6 +21,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -42,6 +44,7 @@ from local_runtime.invoke_api import LambdaInvokeApi
 from local_runtime.net import AsgiServer, bind, free_port, port_of
 from local_runtime.postgres import LocalPostgres
 from local_runtime.resolver import LocalResolver
+from local_runtime.websocket_gateway import ApiGatewayWSProtocol, WebSocketGateway
 from local_runtime.workers import InvokeRequest, InvokeResult, LambdaRuntime
 
 log = logging.getLogger("local_runtime")
@@ -61,6 +64,7 @@ class Endpoints:
     """Where everything listens; also written to ``.local/endpoints.json``."""
 
     http_api: str
+    websocket: str | None  # ws:// URL of the WebSocket API; its @connections is http:// on it
     aws: str
     lambda_invoke: str
     database_url: str | None
@@ -73,6 +77,7 @@ class Endpoints:
         """The JSON document scripts read."""
         return {
             "http_api": self.http_api,
+            "websocket": self.websocket,
             "aws": self.aws,
             "lambda": self.lambda_invoke,
             "database_url": self.database_url,
@@ -97,6 +102,10 @@ class LocalPlatform:
         python_path: folders put before the repository on the workers' ``PYTHONPATH``.
         environment: extra variables per function name, on top of the declared environment
             (tests use it to raise per-client rate limits; nothing else differs).
+        ws_idle_timeout_s: close WebSocket connections idle this long (default: the
+            declaration's ``idle_timeout_s``, API Gateway's 10 minutes); tests use seconds.
+        ws_max_duration_s: close WebSocket connections this long after they opened
+            (default: the declaration's ``max_duration_s``, 2 hours).
     """
 
     def __init__(
@@ -111,6 +120,8 @@ class LocalPlatform:
         integration_timeout_s: float = config.HTTP_API_INTEGRATION_TIMEOUT_S,
         python_path: Sequence[Path] = (),
         environment: Mapping[str, Mapping[str, str]] | None = None,
+        ws_idle_timeout_s: float | None = None,
+        ws_max_duration_s: float | None = None,
     ) -> None:
         self.platform = platform
         self.ports = ports or config.Ports.from_env()
@@ -128,6 +139,9 @@ class LocalPlatform:
         self._endpoints: Endpoints | None = None
         self._runtime: LambdaRuntime | None = None
         self._gateway: HttpApiGateway | None = None
+        self._ws_gateway: WebSocketGateway | None = None
+        self._ws_idle_timeout_s = ws_idle_timeout_s
+        self._ws_max_duration_s = ws_max_duration_s
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -210,6 +224,13 @@ class LocalPlatform:
             raise LocalPlatformError("not started")
         return self._gateway
 
+    @property
+    def websocket_gateway(self) -> WebSocketGateway:
+        """The WebSocket API app (its open ``connections``; its timeouts may be changed)."""
+        if self._ws_gateway is None:
+            raise LocalPlatformError("not started, or the platform declares no WebSocket API")
+        return self._ws_gateway
+
     def invoke(self, name: str, event: object = None) -> InvokeResult:
         """Invoke a declared function synchronously with a JSON ``event``, from any thread."""
         fn = self.runtime.find(name)
@@ -232,6 +253,11 @@ class LocalPlatform:
         stack.callback(lambda_sock.close)
         http_api = config.url(port_of(http_sock))
         lambda_invoke = config.url(port_of(lambda_sock))
+        ws_sock = None
+        if self.platform.websocket is not None:
+            ws_sock = bind(self.ports.websocket, config.ENV_WS_PORT)
+            stack.callback(ws_sock.close)
+        ws_management = config.url(port_of(ws_sock)) if ws_sock else ""
 
         physical = [config.physical_name(fn.name) for fn in self.platform.functions()]
         moto = MotoServer(self.ports.aws, lambda_invoke, physical)
@@ -241,7 +267,11 @@ class LocalPlatform:
 
         resources = await asyncio.to_thread(provision, self.platform, aws, [http_api])
         resolver = LocalResolver(
-            resources, aws_endpoint=aws, http_api=http_api, database_url=database_url
+            resources,
+            aws_endpoint=aws,
+            http_api=http_api,
+            database_url=database_url,
+            websocket_management=ws_management,
         )
         runtime = self._runtime = LambdaRuntime(
             self.platform,
@@ -269,9 +299,12 @@ class LocalPlatform:
         await gateway_server.start()
         stack.push_async_callback(gateway_server.stop)
 
+        websocket = await self._start_websocket(stack, runtime, ws_sock)
+
         await self._migrate(runtime)
         endpoints = Endpoints(
             http_api=http_api,
+            websocket=websocket,
             aws=aws,
             lambda_invoke=lambda_invoke,
             database_url=database_url,
@@ -283,6 +316,31 @@ class LocalPlatform:
         if self._endpoints_file is not None:
             self._write_endpoints(stack, endpoints)
         return endpoints
+
+    async def _start_websocket(
+        self, stack: AsyncExitStack, runtime: LambdaRuntime, sock: socket.socket | None
+    ) -> str | None:
+        """Serve the declared WebSocket API; its ws:// URL (None when none is declared)."""
+        api = self.platform.websocket
+        if api is None or sock is None:
+            return None
+        self._ws_gateway = WebSocketGateway(
+            api,
+            self.platform,
+            runtime,
+            idle_timeout_s=self._ws_idle_timeout_s,
+            max_duration_s=self._ws_max_duration_s,
+        )
+        server = AsgiServer(
+            self._ws_gateway,
+            sock,
+            "websocket-api",
+            ws=ApiGatewayWSProtocol,
+            ws_max_size=config.WS_MESSAGE_MAX_BYTES,
+        )
+        await server.start()
+        stack.push_async_callback(server.stop)
+        return config.url(port_of(sock), "ws")
 
     async def _start_database(self, stack: AsyncExitStack) -> str | None:
         if not self._postgres:

@@ -20,11 +20,13 @@ class LocalResolver:
         aws_endpoint: str,
         http_api: str,
         database_url: str | None,
+        websocket_management: str = "",
     ) -> None:
         self.resources = resources
         self.aws_endpoint = aws_endpoint
         self.http_api = http_api
         self.database_url = database_url
+        self.websocket_management = websocket_management
 
     @property
     def issuer(self) -> str:
@@ -49,6 +51,10 @@ class LocalResolver:
 
     def secret_arn(self, secret: Secret) -> str:
         return self.resources.secrets[secret.name]
+
+    def websocket_management_url(self) -> str:
+        """The ``@connections`` endpoint: the local WebSocket API's port, over HTTP."""
+        return self.websocket_management
 
     def database_environment(self) -> Mapping[str, str]:
         return {c.ENV_DATABASE_URL: self.database_url} if self.database_url else {}

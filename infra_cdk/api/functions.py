@@ -15,6 +15,7 @@ from blueprint.model import Function, Platform
 from infra_cdk import bundling
 from infra_cdk.api.grants import AccessGrants
 from infra_cdk.api.layers import function_code
+from infra_cdk.api.websocket_api import WebSocketApiConstruct
 from infra_cdk.config import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, StageConfig
 from infra_cdk.data.stack import DataStack
 from infra_cdk.nag import acknowledge
@@ -39,6 +40,7 @@ class FunctionsConstruct(Construct):
         data: DataStack,
         layers: Sequence[lambda_.ILayerVersion],
         resolver: Resolver,
+        websocket: WebSocketApiConstruct | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
@@ -46,7 +48,9 @@ class FunctionsConstruct(Construct):
         self._data = data
         self._layers = list(layers)
         self._resolver = resolver
-        self._grants = AccessGrants(self, "Grants", config=config, platform=platform, data=data)
+        self._grants = AccessGrants(
+            self, "Grants", config=config, platform=platform, data=data, websocket=websocket
+        )
         # Functions that use the database also ship every service's Alembic scripts,
         # so the migrator finds them next to its own code.
         self._migrations = tuple(s.migrations for s in platform.services if s.migrations)

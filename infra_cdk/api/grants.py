@@ -17,6 +17,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from blueprint.model import Access, Platform
+from infra_cdk.api.websocket_api import WebSocketApiConstruct
 from infra_cdk.config import StageConfig
 from infra_cdk.data.buckets import bucket_export
 from infra_cdk.data.stack import DataStack
@@ -58,11 +59,13 @@ class AccessGrants(Construct):
         config: StageConfig,
         platform: Platform,
         data: DataStack,
+        websocket: WebSocketApiConstruct | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
         self._platform = platform
         self._data = data
+        self._websocket = websocket
         self._acknowledged: set[tuple[str, str]] = set()
         self.tables: dict[str, dynamodb.ITable] = {
             t.name: dynamodb.Table.from_table_attributes(
@@ -96,6 +99,7 @@ class AccessGrants(Construct):
             "email": self._grant_email,
             "events": self._grant_events,
             "database": self._grant_database,
+            "websocket": self._grant_websocket,
         }
         if access.kind not in handlers:
             raise UnsupportedAccessError(f"no grant for access kind {access.kind!r}")
@@ -186,6 +190,19 @@ class AccessGrants(Construct):
         database.proxy.grant_connect(function, database.admin_user)
         # The user name and port live in the secret.
         grant_secret_read(function, database.secret, self._data.data_key)
+
+    def _grant_websocket(self, access: Access, function: lambda_.Function) -> None:
+        """``execute-api:ManageConnections`` on the stage's ``@connections``, POST/GET/DELETE."""
+        if access.mode != "manage" or self._websocket is None:
+            raise UnsupportedAccessError(f"no WebSocket API to grant {access} on")
+        self._websocket.grant_manage_connections(function)
+        for finding in self._websocket.management_nag_findings():
+            self._acknowledge(
+                function,
+                finding,
+                "Post to, read and close any connection of the platform's one WebSocket API "
+                "stage: connection ids are minted per client at $connect, so none can be named.",
+            )
 
     def _acknowledge_kms_write(self, function: lambda_.Function) -> None:
         for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):

@@ -39,12 +39,12 @@ ACCESS_LOG_FIELDS = {
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
-class _AccessLogSettings:
-    """Access log destination and format of a stage."""
+class JsonAccessLogSettings:
+    """Access logs of a stage (HTTP or WebSocket): one JSON object of ``fields`` per line."""
 
-    def __init__(self, log_group: logs.ILogGroup) -> None:
+    def __init__(self, log_group: logs.ILogGroup, fields: Mapping[str, str]) -> None:
         self._destination = apigwv2.LogGroupLogDestination(log_group)
-        self._format = apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS))
+        self._format = apigw.AccessLogFormat.custom(json.dumps(dict(fields)))
 
     @property
     def destination(self) -> apigwv2.IAccessLogDestination:
@@ -103,7 +103,7 @@ class HttpApiConstruct(Construct):
             throttle=apigwv2.ThrottleSettings(
                 rate_limit=config.throttle_rate, burst_limit=config.throttle_burst
             ),
-            access_log_settings=_AccessLogSettings(log_group),
+            access_log_settings=JsonAccessLogSettings(log_group, ACCESS_LOG_FIELDS),
         )
 
     def add_routes(

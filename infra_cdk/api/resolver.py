@@ -17,9 +17,17 @@ from lwm_core import constants as c
 class CdkResolver:
     """Physical names, URLs and ARNs of the Data stack's resources, as tokens."""
 
-    def __init__(self, data: DataStack, *, config: StageConfig, issuer: str) -> None:
+    def __init__(
+        self,
+        data: DataStack,
+        *,
+        config: StageConfig,
+        issuer: str,
+        websocket_management_url: str | None = None,
+    ) -> None:
         self._data = data
         self._config = config
+        self._websocket_management_url = websocket_management_url
         self._common = {
             c.ENV_STAGE: config.stage,
             c.ENV_ISSUER: issuer,
@@ -50,6 +58,12 @@ class CdkResolver:
             c.ENV_DATABASE_NAME: database.database_name,
             c.ENV_DATABASE_SECRET_ARN: database.secret.secret_arn,
         }
+
+    def websocket_management_url(self) -> str:
+        """The WebSocket stage's ``@connections`` endpoint (``https://{apiId}.execute-api…/{stage}``)."""
+        if self._websocket_management_url is None:
+            raise LookupError("a function manages WebSocket connections, but no API was built")
+        return self._websocket_management_url
 
     def common_environment(self) -> Mapping[str, str]:
         return self._common

@@ -14,12 +14,14 @@ from infra_cdk.api.layers import LayersConstruct
 from infra_cdk.api.migrations import MigrationsConstruct
 from infra_cdk.api.resolver import CdkResolver
 from infra_cdk.api.schedules import SchedulesConstruct
+from infra_cdk.api.websocket_api import WebSocketApiConstruct
 from infra_cdk.config import StageConfig
 from infra_cdk.data.stack import DataStack
 
 
 class ApiStack(Stack):
-    """``Lwm-<stage>-Api``: layers, one function per declaration, the HTTP API, the migrator."""
+    """``Lwm-<stage>-Api``: layers, one function per declaration, the HTTP and WebSocket APIs,
+    the migrator."""
 
     def __init__(
         self,
@@ -36,6 +38,13 @@ class ApiStack(Stack):
         self.add_stack_dependency(data, "functions read the tables, keys, secrets and database")
         layers = LayersConstruct(self, "Layers", config=config)
         self.http = HttpApiConstruct(self, "HttpApi", config=config)
+        # The APIs exist before the functions (whose environment names them); their routes
+        # are added once the functions exist.
+        self.websocket = (
+            WebSocketApiConstruct(self, "WebSocketApi", config=config, api=platform.websocket)
+            if platform.websocket is not None
+            else None
+        )
         self.functions = FunctionsConstruct(
             self,
             "Functions",
@@ -43,9 +52,17 @@ class ApiStack(Stack):
             platform=platform,
             data=data,
             layers=layers.all,
-            resolver=CdkResolver(data, config=config, issuer=self.http.issuer),
+            resolver=CdkResolver(
+                data,
+                config=config,
+                issuer=self.http.issuer,
+                websocket_management_url=self.websocket.management_url if self.websocket else None,
+            ),
+            websocket=self.websocket,
         ).functions
         self.http.add_routes(platform.routes(), self.functions)
+        if self.websocket is not None:
+            self.websocket.add_routes(self.functions)
         SchedulesConstruct(
             self, "Schedules", config=config, schedules=platform.schedules, functions=self.functions
         )
@@ -60,3 +77,5 @@ class ApiStack(Stack):
             )
         CfnOutput(self, "ApiEndpoint", value=self.http.api.api_endpoint)
         CfnOutput(self, "Issuer", value=self.http.issuer)
+        if self.websocket is not None:
+            CfnOutput(self, "WebSocketUrl", value=self.websocket.url)

@@ -27,6 +27,15 @@ def resources(template: Mapping[str, Any], kind: str) -> Resources:
     return {k: r for k, r in template.get("Resources", {}).items() if r["Type"] == kind}
 
 
+def api_resources(template: Mapping[str, Any], kind: str, api_id: str) -> Resources:
+    """The ``AWS::ApiGatewayV2::*`` resources of one API (their ``ApiId`` refers to ``api_id``)."""
+    return {
+        k: r
+        for k, r in resources(template, kind).items()
+        if target(props(r).get("ApiId")) == api_id
+    }
+
+
 def props(resource: Mapping[str, Any]) -> dict[str, Any]:
     """A resource's ``Properties`` (empty when it has none)."""
     return dict(resource.get("Properties") or {})

@@ -98,4 +98,5 @@ SAMPLE_PLATFORM = Platform(
         *PLATFORM.schedules,
         Schedule("nightly-digest", "cron(0 3 * * ? *)", WORKER.name, {"kind": "digest"}),
     ),
+    websocket=PLATFORM.websocket,
 )

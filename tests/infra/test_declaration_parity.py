@@ -38,13 +38,29 @@ def _function_ids(synth: Synthesis) -> dict[str, str]:
     }
 
 
+def _http_routes(synth: Synthesis) -> cfn.Resources:
+    """The routes of the HTTP API (the WebSocket API's are checked on their own)."""
+    http_id = cfn.logical_id(synth.api.http.api)
+    return cfn.api_resources(synth.api_json, "AWS::ApiGatewayV2::Route", http_id)
+
+
+def _ws_routes(synth: Synthesis) -> dict[str, dict[str, Any]]:
+    """Route key -> properties of the WebSocket API's routes."""
+    assert synth.api.websocket is not None, "the platform declares a WebSocket API"
+    ws_id = cfn.logical_id(synth.api.websocket.api)
+    routes = cfn.api_resources(synth.api_json, "AWS::ApiGatewayV2::Route", ws_id)
+    deployed = {cfn.props(r)["RouteKey"]: cfn.props(r) for r in routes.values()}
+    assert len(deployed) == len(routes), "a WebSocket route key is deployed twice"
+    return deployed
+
+
 # --- deployed ------------------------------------------------------------------------------
 
 
 def test_every_declared_route_is_deployed_and_nothing_else(synth: Synthesis) -> None:
     # Given the declared routes and the routes of the Api template
     declared = {route.key: (route, fn) for route, fn in synth.platform.routes()}
-    routes = cfn.resources(synth.api_json, "AWS::ApiGatewayV2::Route")
+    routes = _http_routes(synth)
     deployed = {cfn.props(r)["RouteKey"]: cfn.props(r) for r in routes.values()}
     # Then the route keys are the same set, each deployed once
     assert len(deployed) == len(routes), "a route key is deployed twice"
@@ -52,15 +68,16 @@ def test_every_declared_route_is_deployed_and_nothing_else(synth: Synthesis) -> 
         f"undeclared {sorted(set(deployed) - set(declared))}, "
         f"missing {sorted(set(declared) - set(deployed))}"
     )
-    synth.api_template.resource_count_is("AWS::ApiGatewayV2::Route", len(declared))
+    # and the only other routes are the declared WebSocket routes (tested below)
+    websocket = synth.platform.websocket
+    ws_routes = len(websocket.routes) if websocket else 0
+    synth.api_template.resource_count_is("AWS::ApiGatewayV2::Route", len(declared) + ws_routes)
 
 
 def test_routes_are_authorized_as_declared(synth: Synthesis) -> None:
-    (authorizer_id,) = cfn.resources(synth.api_json, "AWS::ApiGatewayV2::Authorizer")
-    deployed = {
-        cfn.props(r)["RouteKey"]: cfn.props(r)
-        for r in cfn.resources(synth.api_json, "AWS::ApiGatewayV2::Route").values()
-    }
+    http_id = cfn.logical_id(synth.api.http.api)
+    (authorizer_id,) = cfn.api_resources(synth.api_json, "AWS::ApiGatewayV2::Authorizer", http_id)
+    deployed = {cfn.props(r)["RouteKey"]: cfn.props(r) for r in _http_routes(synth).values()}
     for route, _ in synth.platform.routes():
         # Given a declared route and the route deployed for it
         p = deployed[route.key]
@@ -82,10 +99,7 @@ def test_routes_are_authorized_as_declared(synth: Synthesis) -> None:
 def test_routes_reach_the_function_that_serves_them(synth: Synthesis) -> None:
     function_ids = _function_ids(synth)
     integrations = cfn.resources(synth.api_json, "AWS::ApiGatewayV2::Integration")
-    deployed = {
-        cfn.props(r)["RouteKey"]: cfn.props(r)
-        for r in cfn.resources(synth.api_json, "AWS::ApiGatewayV2::Route").values()
-    }
+    deployed = {cfn.props(r)["RouteKey"]: cfn.props(r) for r in _http_routes(synth).values()}
     for route, fn in synth.platform.routes():
         # Given a declared route, its deployed target and that target's integration
         target = cfn.flatten(deployed[route.key]["Target"])
@@ -95,6 +109,59 @@ def test_routes_reach_the_function_that_serves_them(synth: Synthesis) -> None:
         assert integration["IntegrationType"] == "AWS_PROXY"
         assert integration["PayloadFormatVersion"] == "2.0"
         assert cfn.target(integration["IntegrationUri"]) == function_ids[fn.name], route.key
+
+
+def test_every_declared_websocket_route_is_deployed_and_nothing_else(synth: Synthesis) -> None:
+    websocket = synth.platform.websocket
+    assert websocket is not None
+    # Given the declared WebSocket routes and the routes of the deployed WebSocket API
+    deployed = _ws_routes(synth)
+    # Then the route keys are the same set
+    assert set(deployed) == {r.key for r in websocket.routes}
+    # and no other WebSocket API exists
+    apis = cfn.resources(synth.api_json, "AWS::ApiGatewayV2::Api")
+    assert [cfn.props(a)["ProtocolType"] for a in apis.values()].count("WEBSOCKET") == 1
+
+
+def test_websocket_routes_reach_the_declared_function(synth: Synthesis) -> None:
+    websocket = synth.platform.websocket
+    assert websocket is not None
+    function_ids = _function_ids(synth)
+    integrations = cfn.resources(synth.api_json, "AWS::ApiGatewayV2::Integration")
+    deployed = _ws_routes(synth)
+    for route in websocket.routes:
+        # Given a declared WebSocket route and its deployed integration
+        target = cfn.flatten(deployed[route.key]["Target"])
+        assert target.startswith("integrations/${"), target
+        integration = cfn.props(integrations[target.removeprefix("integrations/${").rstrip("}")])
+        # Then it is a Lambda proxy to the declared function
+        assert integration["IntegrationType"] == "AWS_PROXY", route.key
+        assert cfn.referenced_ids(integration["IntegrationUri"]) == {
+            function_ids[route.function]
+        }, route.key
+
+
+def test_only_connect_is_authorized_by_the_declared_authorizer(synth: Synthesis) -> None:
+    websocket = synth.platform.websocket
+    assert websocket is not None and synth.api.websocket is not None
+    ws_id = cfn.logical_id(synth.api.websocket.api)
+    (authorizer_id, authorizer), *others = cfn.api_resources(
+        synth.api_json, "AWS::ApiGatewayV2::Authorizer", ws_id
+    ).items()
+    # Given the one authorizer of the WebSocket API
+    assert others == []
+    p = cfn.props(authorizer)
+    # Then it is a Lambda REQUEST authorizer running the declared function
+    assert p["AuthorizerType"] == "REQUEST"
+    assert cfn.referenced_ids(p["AuthorizerUri"]) == {_function_ids(synth)[websocket.authorizer]}
+    for key, route in _ws_routes(synth).items():
+        # and $connect uses it, while later frames ride the connection it admitted
+        if key == "$connect":
+            assert route["AuthorizationType"] == "CUSTOM"
+            assert route["AuthorizerId"] == {"Ref": authorizer_id}
+        else:
+            assert route["AuthorizationType"] == "NONE", key
+            assert "AuthorizerId" not in route, key
 
 
 def test_every_declared_function_is_deployed_and_nothing_else(synth: Synthesis) -> None:

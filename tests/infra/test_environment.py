@@ -17,6 +17,7 @@ from local_runtime.aws import Provisioned
 from local_runtime.resolver import LocalResolver
 from lwm_core import constants as c
 from lwm_core.settings import DatabaseSettings
+from websocket_handlers.settings import AuthorizerSettings, ConnectionsSettings, PushSettings
 
 from . import cfn
 from .conftest import Synthesis
@@ -32,7 +33,13 @@ LOCAL_ONLY_KEYS = {c.ENV_AWS_ENDPOINT, c.ENV_PUBLIC_BASE_URL}
 LOCAL_DATABASE_KEYS = {c.ENV_DATABASE_URL}
 AWS_DATABASE_KEYS = {c.ENV_DATABASE_HOST, c.ENV_DATABASE_NAME, c.ENV_DATABASE_SECRET_ARN}
 # The settings class each function of the real platform validates its environment with.
-SETTINGS: dict[str, type[BaseSettings]] = {"users": UsersSettings, "db-migrate": DatabaseSettings}
+SETTINGS: dict[str, type[BaseSettings]] = {
+    "users": UsersSettings,
+    "db-migrate": DatabaseSettings,
+    "ws-authorizer": AuthorizerSettings,
+    "ws-connections": ConnectionsSettings,
+    "ws-default": PushSettings,
+}
 
 
 def declared_keys(platform: Platform, fn: Function, *, local: bool) -> set[str]:
@@ -51,6 +58,8 @@ def declared_keys(platform: Platform, fn: Function, *, local: bool) -> set[str]:
             keys.add(lookups[access.kind](access.name).env_key)
         elif access.kind == "database":
             keys |= LOCAL_DATABASE_KEYS if local else AWS_DATABASE_KEYS
+        elif access.kind == "websocket":
+            keys.add(c.ENV_WS_MANAGEMENT_URL)
     return keys | set(fn.environment)
 
 
@@ -85,6 +94,17 @@ def local_resolver(platform: Platform) -> LocalResolver:
     )
 
 
+def cdk_resolver(synth: Synthesis) -> CdkResolver:
+    """The resolver the Api stack built its functions with."""
+    websocket = synth.api.websocket
+    return CdkResolver(
+        synth.data,
+        config=synth.config,
+        issuer=synth.api.http.issuer,
+        websocket_management_url=websocket.management_url if websocket else None,
+    )
+
+
 def template_environments(synth: Synthesis) -> Iterator[tuple[Function, dict[str, object]]]:
     """Each declared function with the environment variables of its template resource."""
     by_physical = {
@@ -98,7 +118,7 @@ def template_environments(synth: Synthesis) -> Iterator[tuple[Function, dict[str
 
 
 def test_template_environment_has_exactly_the_declared_keys(synth: Synthesis) -> None:
-    resolver = CdkResolver(synth.data, config=synth.config, issuer=synth.api.http.issuer)
+    resolver = cdk_resolver(synth)
     for fn, variables in template_environments(synth):
         # Given a deployed function's environment in the template
         # Then its keys are those environment_for computes for AWS (plus the operator's
@@ -124,8 +144,19 @@ def test_template_environment_has_the_literal_values(synth: Synthesis) -> None:
                 key = synth.platform.table(access.name).env_key
                 assert variables[key] == f"{synth.config.prefix}-{access.name}", key
         # and the issuer the HTTP API's JWT authorizer checks
-        (authorizer,) = cfn.resources(synth.api_json, "AWS::ApiGatewayV2::Authorizer").values()
+        http_id = cfn.logical_id(synth.api.http.api)
+        (authorizer,) = cfn.api_resources(
+            synth.api_json, "AWS::ApiGatewayV2::Authorizer", http_id
+        ).values()
         assert variables[c.ENV_ISSUER] == cfn.props(authorizer)["JwtConfiguration"]["Issuer"]
+        # and the WebSocket stage's @connections endpoint for functions that manage connections
+        if any(a.kind == "websocket" for a in fn.access):
+            assert synth.api.websocket is not None
+            ws_id = cfn.logical_id(synth.api.websocket.api)
+            assert cfn.flatten(variables[c.ENV_WS_MANAGEMENT_URL]) == (
+                f"https://${{{ws_id}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/"
+                f"{synth.stage}"
+            )
 
 
 @pytest.mark.parametrize("platform", [PLATFORM, SAMPLE_PLATFORM], ids=["platform", "sample"])
@@ -164,7 +195,7 @@ def test_every_real_function_names_its_settings_class() -> None:
 
 
 def test_each_runtime_environment_satisfies_the_function_settings(real: Synthesis) -> None:
-    aws = CdkResolver(real.data, config=real.config, issuer=real.api.http.issuer)
+    aws = cdk_resolver(real)
     local = local_resolver(PLATFORM)
     for fn in PLATFORM.functions():
         for resolver in (aws, local):

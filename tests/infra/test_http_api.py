@@ -14,12 +14,11 @@ pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 
 def test_default_stage_is_throttled_and_logs_every_request(synth: Synthesis) -> None:
     # Given the one HTTP API of the Api stack and its stages
-    template = synth.api_template
-    template.resource_count_is("AWS::ApiGatewayV2::Api", 1)
-    template.has_resource_properties(
-        "AWS::ApiGatewayV2::Api", {"ProtocolType": "HTTP", "Name": synth.config.prefix}
-    )
-    (stage,) = cfn.resources(synth.api_json, "AWS::ApiGatewayV2::Stage").values()
+    apis = cfn.resources(synth.api_json, "AWS::ApiGatewayV2::Api")
+    (api_id,) = [k for k, a in apis.items() if cfn.props(a)["ProtocolType"] == "HTTP"]
+    assert cfn.props(apis[api_id])["Name"] == synth.config.prefix
+    assert api_id == cfn.logical_id(synth.api.http.api)
+    (stage,) = cfn.api_resources(synth.api_json, "AWS::ApiGatewayV2::Stage", api_id).values()
     p = cfn.props(stage)
     # Then the only stage is $default, deployed on every change
     assert p["StageName"] == "$default"
@@ -43,7 +42,7 @@ def test_default_stage_is_throttled_and_logs_every_request(synth: Synthesis) -> 
 def test_jwt_authorizer_checks_the_platform_issuer_and_audience(synth: Synthesis) -> None:
     # Given the authorizers of the HTTP API
     api_id = cfn.logical_id(synth.api.http.api)
-    authorizers = cfn.resources(synth.api_json, "AWS::ApiGatewayV2::Authorizer")
+    authorizers = cfn.api_resources(synth.api_json, "AWS::ApiGatewayV2::Authorizer", api_id)
     (authorizer,) = authorizers.values()
     p = cfn.props(authorizer)
     # Then there is one, a JWT authorizer on the bearer token
@@ -61,7 +60,12 @@ def test_jwt_authorizer_checks_the_platform_issuer_and_audience(synth: Synthesis
 def test_functions_are_invoked_by_this_api_only(synth: Synthesis) -> None:
     # Given the invoke permissions of the Api stack
     api_id = cfn.logical_id(synth.api.http.api)
-    permissions = cfn.resources(synth.api_json, "AWS::Lambda::Permission").values()
+    ws_id = cfn.logical_id(synth.api.websocket.api) if synth.api.websocket else None
+    permissions = [
+        p
+        for p in cfn.resources(synth.api_json, "AWS::Lambda::Permission").values()
+        if ws_id is None or ws_id not in cfn.referenced_ids(cfn.props(p).get("SourceArn"))
+    ]
     served = {fn.name for _, fn in synth.platform.routes()}
     # Then one permission per function with routes lets API Gateway invoke it
     assert len(list(permissions)) == len(served)

@@ -28,6 +28,9 @@ DATA_SERVICES = ("dynamodb", "s3", "sqs", "kms", "secretsmanager", "rds-db")
 _NAMED_SUFFIXES = ("/index/*", "/stream/*", "/*")
 AWS_MANAGED_VPC_POLICY = "service-role/AWSLambdaVPCAccessExecutionRole"
 CDK_PROVIDER_POLICIES = {"service-role/AWSLambdaBasicExecutionRole"}
+# API Gateway's account-level logging role (WebSocket access logs need it; see websocket_api.py).
+APIGW_LOGS_POLICY = "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+APIGW_PRINCIPAL = {"Service": "apigateway.amazonaws.com"}
 
 TABLE_READS = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem"}
 TABLE_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
@@ -47,6 +50,7 @@ EXACT_ACTIONS = {
     ("events", "publish"): {"events:PutEvents"},
     ("email", "send"): {"ses:SendEmail", "ses:SendRawEmail"},
     ("database", "connect"): {"rds-db:connect"},
+    ("websocket", "manage"): {"execute-api:ManageConnections"},
 }
 
 
@@ -112,9 +116,16 @@ def test_roles_attach_no_broad_managed_policy(synth: Synthesis) -> None:
                 for a in cfn.props(role).get("ManagedPolicyArns", [])
             }
             description = cfn.props(role).get("Description")
+            principals = [
+                s.get("Principal")
+                for s in cfn.statements(cfn.props(role)["AssumeRolePolicyDocument"])
+            ]
             # Then functions that use the database get the VPC ENI policy and nothing else
             if description in db_roles:
                 expected = {AWS_MANAGED_VPC_POLICY}
+            # and API Gateway's own logging role (assumed by API Gateway only) the push policy
+            elif principals == [APIGW_PRINCIPAL]:
+                expected = {APIGW_LOGS_POLICY}
             # and every other role only CDK's custom-resource logging policy, or none
             else:
                 expected = arns & CDK_PROVIDER_POLICIES
@@ -184,6 +195,9 @@ def _expected(synth: Synthesis, fn: Function) -> dict[str, Access | None]:
         elif access.kind == "database":
             out[cfn.logical_id(data.database.proxy)] = access
             out[cfn.logical_id(data.database.secret)] = None
+        elif access.kind == "websocket":
+            assert synth.api.websocket is not None
+            out[cfn.logical_id(synth.api.websocket.api)] = access
     # The data key encrypts tables, buckets, queues and secrets (the database secret too).
     if any(a.kind in {"table", "bucket", "queue", "secret", "database"} for a in fn.access):
         out[cfn.logical_id(data.data_key)] = None
@@ -257,3 +271,27 @@ def test_email_is_sent_only_from_the_configured_sender(synth: Synthesis) -> None
             cfn.flatten(r).rsplit(":identity/", 1)[-1] for r in cfn.as_list(ses["Resource"])
         }
         assert identities == {synth.config.mail_domain, synth.config.mail_from}
+
+
+def test_websocket_connections_are_managed_on_this_stage_only(synth: Synthesis) -> None:
+    websocket = synth.api.websocket
+    assert websocket is not None
+    ws_id = cfn.logical_id(websocket.api)
+    for fn in synth.platform.functions():
+        # Given a declared function and its execute-api statements
+        _, statements = _function_statements(synth, fn)
+        manage = [
+            s for s in statements if "execute-api:ManageConnections" in cfn.as_list(s["Action"])
+        ]
+        if not any(a.kind == "websocket" for a in fn.access):
+            # Then a function that declares no WebSocket access may not manage connections
+            assert manage == [], fn.name
+            continue
+        # and one that does may POST, GET and DELETE @connections of this API's stage, no more
+        (statement,) = manage
+        assert cfn.as_list(statement["Action"]) == ["execute-api:ManageConnections"]
+        assert sorted(cfn.flatten(r) for r in cfn.as_list(statement["Resource"])) == [
+            f"arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{ws_id}}}"
+            f"/{synth.stage}/{method}/@connections/*"
+            for method in ("DELETE", "GET", "POST")
+        ]

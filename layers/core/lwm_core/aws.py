@@ -19,11 +19,18 @@ def _session() -> Any:
 
 
 @cache
-def client(service: str) -> Any:
-    """A boto3 client for ``service``, built on first use and reused after."""
+def client(service: str, endpoint_url: str | None = None) -> Any:
+    """A boto3 client for ``service``, built on first use and reused after.
+
+    ``endpoint_url``: for APIs whose endpoint is the resource itself, such as a
+    WebSocket API's ``@connections``; otherwise boto3 finds it (``AWS_ENDPOINT_URL``).
+    """
     from botocore.config import Config
 
     config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=10
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=2,
+        read_timeout=10,
+        max_pool_connections=50,  # pushes post to many connections at once
     )
-    return _session().client(service, config=config)
+    return _session().client(service, config=config, endpoint_url=endpoint_url)

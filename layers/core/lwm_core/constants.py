@@ -39,6 +39,9 @@ ENV_DATABASE_SECRET_ARN: Final = "LWM_DATABASE_SECRET_ARN"
 # Rate-limit overrides, JSON {"limit-name": [max_hits, window_s]} (lwm_core.settings).
 ENV_RATE_LIMITS: Final = "LWM_RATE_LIMITS"
 
+# The WebSocket API's @connections endpoint (apigatewaymanagementapi endpoint_url).
+ENV_WS_MANAGEMENT_URL: Final = "LWM_WS_MANAGEMENT_URL"
+
 # Email sender identity (SES).
 ENV_MAIL_FROM: Final = "LWM_MAIL_FROM"
 

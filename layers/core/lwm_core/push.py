@@ -1,0 +1,122 @@
+"""Push a payload to users over the WebSocket API: every device, concurrently.
+
+Shared by every feature that talks in real time (chat, call signaling,
+whiteboard, transcoding progress, in-app notifications). A payload goes to
+each open connection of each user through the ``@connections`` API, the posts
+made concurrently; a connection that answers ``GoneException`` is forgotten;
+the result says who had no reachable device, so that the caller can fall back
+to a notification.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lwm_core.connections import Connection
+
+MAX_PARALLEL_POSTS = 32
+
+
+class ConnectionStore(Protocol):
+    """Where open connections are found and forgotten."""
+
+    def of_users(self, user_ids: Iterable[str]) -> Iterable[Connection]: ...
+    def remove(self, connection_id: str, user_id: str | None = None) -> None: ...
+
+
+@dataclass
+class PushResult:
+    """What became of one push."""
+
+    delivered: list[str] = field(default_factory=list)  # connection ids
+    gone: list[str] = field(default_factory=list)  # connection ids forgotten now
+    failed: list[str] = field(default_factory=list)  # connection ids with another error
+    unreachable: set[str] = field(default_factory=set)  # users with no delivered device
+
+    @property
+    def posts(self) -> int:
+        return len(self.delivered) + len(self.gone) + len(self.failed)
+
+
+def encode(payload: Mapping[str, Any] | str | bytes) -> bytes:
+    """The frame for ``payload``: JSON for a mapping, UTF-8 for text, bytes as they are."""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode()
+    return json.dumps(payload, separators=(",", ":"), default=str).encode()
+
+
+class Pusher:
+    """Sends frames to connections through one ``apigatewaymanagementapi`` client.
+
+    Args:
+        management: a boto3 ``apigatewaymanagementapi`` client for the API's
+            ``@connections`` endpoint (built once per sandbox; boto3 clients are
+            safe to share between threads).
+        connections: the open connections.
+    """
+
+    def __init__(self, management: Any, connections: ConnectionStore) -> None:
+        self._management = management
+        self._connections = connections
+        self._pool = ThreadPoolExecutor(MAX_PARALLEL_POSTS, thread_name_prefix="push")
+
+    def to_connection(self, connection_id: str, payload: Mapping[str, Any] | str | bytes) -> bool:
+        """Send to one connection (e.g. an answer to its sender); False when it is gone."""
+        result = PushResult()
+        self._post(connection_id, encode(payload), result)
+        return bool(result.delivered)
+
+    def to_user(self, user_id: str, payload: Mapping[str, Any] | str | bytes) -> PushResult:
+        """Send to every open connection of ``user_id``."""
+        return self.to_users([user_id], payload)
+
+    def to_users(
+        self,
+        user_ids: Iterable[str],
+        payload: Mapping[str, Any] | str | bytes,
+        *,
+        exclude: Iterable[str] = (),
+    ) -> PushResult:
+        """Send to every open connection of every user, concurrently.
+
+        ``exclude``: connection ids that must not get it (the sender's own socket).
+        """
+        frame = encode(payload)
+        skipped = set(exclude)
+        users = list(dict.fromkeys(user_ids))
+        targets = [
+            (c.user_id, c.connection_id)
+            for c in self._connections.of_users(users)
+            if c.connection_id not in skipped
+        ]
+        result = PushResult()
+        posted = list(self._pool.map(lambda t: self._post(t[1], frame, result, t[0]), targets))
+        reached = {user_id for (user_id, _), ok in zip(targets, posted, strict=True) if ok}
+        result.unreachable = set(users) - reached
+        return result
+
+    def _post(
+        self, connection_id: str, frame: bytes, result: PushResult, user_id: str | None = None
+    ) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._management.post_to_connection(ConnectionId=connection_id, Data=frame)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "GoneException":
+                self._connections.remove(connection_id, user_id)
+                result.gone.append(connection_id)
+            else:
+                result.failed.append(connection_id)
+            return False
+        except BotoCoreError:
+            result.failed.append(connection_id)
+            return False
+        result.delivered.append(connection_id)
+        return True

@@ -1,0 +1,1 @@
+"""Tiny WebSocket handlers for the local gateway's e2e tests (not the platform's own)."""

@@ -1,0 +1,1 @@
+"""Functions behind the WebSocket API: the $connect authorizer, connections, $default."""

@@ -1,0 +1,1 @@
+"""The chat service: mentorship requests, conversations, messages, receipts and blocks."""

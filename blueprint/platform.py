@@ -55,6 +55,21 @@ RATE_LIMIT_TABLE = Table(
     ttl_attribute="expires_at",
 )
 
+# Chat: conversations, members, messages, requests, blocks and settings in one table
+# (item layout in functions/chat/data.py).
+# gsi1: a user's conversations by last activity (member items) and a mentor's request
+#       inbox (request items); gsi2: a mentee's request outbox.
+CHAT_TABLE = Table(
+    name="chat",
+    partition_key=KeyAttr("pk"),
+    sort_key=KeyAttr("sk"),
+    indexes=(
+        Index("gsi1", KeyAttr("gsi1pk"), KeyAttr("gsi1sk")),
+        Index("gsi2", KeyAttr("gsi2pk"), KeyAttr("gsi2sk")),
+    ),
+    stream="NEW_AND_OLD_IMAGES",
+)
+
 ACCESS_TOKEN_KEY = SigningKey("access-token")
 
 OIDC_PROVIDERS_SECRET = Secret(
@@ -171,7 +186,7 @@ REALTIME = WebSocketApi(
 PLATFORM = Platform(
     services=(USERS,),
     workers=(DB_MIGRATE, WS_AUTHORIZER, WS_CONNECTIONS, WS_DEFAULT),
-    tables=(AUTH_TABLE, RATE_LIMIT_TABLE, CONNECTIONS_TABLE),
+    tables=(AUTH_TABLE, RATE_LIMIT_TABLE, CONNECTIONS_TABLE, CHAT_TABLE),
     signing_keys=(ACCESS_TOKEN_KEY,),
     secrets=(OIDC_PROVIDERS_SECRET,),
     websocket=REALTIME,

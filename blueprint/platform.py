@@ -132,6 +132,50 @@ USERS = Service(
     ),
 )
 
+CHAT = Service(
+    name="chat",
+    function=Function(
+        name="chat",
+        handler="functions.chat.handler.handler",
+        description="Mentorship requests, conversations, messages, receipts and blocks",
+        memory_mb=512,
+        timeout_s=10,
+        access=(Access.table(CHAT_TABLE.name), Access.events()),
+    ),
+    app="functions.chat.api:app",
+    routes=(
+        # mentorship requests
+        user("POST", "/chat/requests"),
+        user("GET", "/chat/requests"),
+        user("GET", "/chat/requests/{request_id}"),
+        user("POST", "/chat/requests/{request_id}/accept"),
+        user("POST", "/chat/requests/{request_id}/decline"),
+        user("POST", "/chat/requests/{request_id}/withdraw"),
+        # conversations and members
+        user("GET", "/conversations"),
+        user("POST", "/conversations/direct"),
+        user("POST", "/conversations/groups"),
+        user("GET", "/conversations/{conversation_id}"),
+        user("GET", "/conversations/{conversation_id}/members"),
+        user("POST", "/conversations/{conversation_id}/members"),
+        user("DELETE", "/conversations/{conversation_id}/members/{user_id}"),
+        user("POST", "/conversations/{conversation_id}/leave"),
+        # messages and receipts
+        user("GET", "/conversations/{conversation_id}/messages"),
+        user("POST", "/conversations/{conversation_id}/messages"),
+        user("PATCH", "/conversations/{conversation_id}/messages/{message_id}"),
+        user("DELETE", "/conversations/{conversation_id}/messages/{message_id}"),
+        user("POST", "/conversations/{conversation_id}/messages/{message_id}/reactions"),
+        user("POST", "/conversations/{conversation_id}/read"),
+        # settings and blocks
+        user("GET", "/chat/settings"),
+        user("PATCH", "/chat/settings"),
+        user("GET", "/chat/blocks"),
+        user("PUT", "/chat/blocks/{user_id}"),
+        user("DELETE", "/chat/blocks/{user_id}"),
+    ),
+)
+
 DB_MIGRATE = Function(
     name="db-migrate",
     handler="functions.db_migrate.handler.handler",
@@ -184,7 +228,7 @@ REALTIME = WebSocketApi(
 )
 
 PLATFORM = Platform(
-    services=(USERS,),
+    services=(USERS, CHAT),
     workers=(DB_MIGRATE, WS_AUTHORIZER, WS_CONNECTIONS, WS_DEFAULT),
     tables=(AUTH_TABLE, RATE_LIMIT_TABLE, CONNECTIONS_TABLE, CHAT_TABLE),
     signing_keys=(ACCESS_TOKEN_KEY,),

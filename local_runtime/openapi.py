@@ -84,7 +84,11 @@ def build_document(platform: Platform, version: str = "1.0.0") -> dict[str, Any]
                 responses = _problems_by_reference(operation.get("responses", {}))
                 operation["responses"] = _with_gateway_answers(responses, statuses)
                 merged[method] = operation
-        schemas.update(spec.get("components", {}).get("schemas", {}))
+        for name, schema in spec.get("components", {}).get("schemas", {}).items():
+            if name in schemas and schemas[name] != schema:
+                # One document serves every service: a name may mean one schema only.
+                raise ValueError(f"schema {name!r} differs between services; rename one")
+            schemas[name] = schema
     schemas[PROBLEM] = PROBLEM_SCHEMA
     schemas[GATEWAY_MESSAGE] = {
         "title": GATEWAY_MESSAGE,

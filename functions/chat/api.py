@@ -8,12 +8,14 @@ not. Events the logic returns are handed to ``svc.publish`` once committed.
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from functions.chat import logic
 from functions.chat import service as svc
 from functions.chat.domain import Event, RequestBox
 from functions.chat.schemas import (
+    ChatMessageOut,
+    ChatMessagePageOut,
     ConversationOut,
     DeclineIn,
     DirectIn,
@@ -22,8 +24,6 @@ from functions.chat.schemas import (
     MemberOut,
     MembersIn,
     MessageIn,
-    MessageOut,
-    MessagePageOut,
     ReactionIn,
     ReceiptIn,
     RequestIn,
@@ -42,6 +42,10 @@ def _deps() -> logic.Deps:
 
 DepsDep = Annotated[logic.Deps, Depends(_deps)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+# Ids in paths: the platform's ids (ULIDs, user ids) are short and URL-safe; anything
+# else is a 422 before it reaches a key.
+PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+MessageRef = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Cursor = Annotated[str | None, Query(max_length=500)]
 
 
@@ -77,26 +81,28 @@ def handle_list_requests(
 
 
 @router.get("/chat/requests/{request_id}", tags=["chat requests"])
-def handle_get_request(request_id: str, user: CurrentPrincipal, deps: DepsDep) -> RequestOut:
+def handle_get_request(request_id: PathId, user: CurrentPrincipal, deps: DepsDep) -> RequestOut:
     """One request you sent or received."""
     return RequestOut.from_domain(logic.get_request(deps, user.user_id, request_id))
 
 
 @router.post("/chat/requests/{request_id}/accept", tags=["chat requests"])
-def handle_accept_request(request_id: str, user: CurrentPrincipal, deps: DepsDep) -> dict[str, Any]:
+def handle_accept_request(
+    request_id: PathId, user: CurrentPrincipal, deps: DepsDep
+) -> dict[str, Any]:
     """Accept a request: the conversation opens with its first message."""
     accepted = logic.accept_request(deps, user.user_id, request_id)
     _published(accepted.events)
     return {
         "request": RequestOut.from_domain(accepted.request),
         "conversation": ConversationOut.from_domain(accepted.conversation),
-        "message": MessageOut.from_domain(accepted.message),
+        "message": ChatMessageOut.from_domain(accepted.message),
     }
 
 
 @router.post("/chat/requests/{request_id}/decline", tags=["chat requests"])
 def handle_decline_request(
-    request_id: str, body: DeclineIn, user: CurrentPrincipal, deps: DepsDep
+    request_id: PathId, body: DeclineIn, user: CurrentPrincipal, deps: DepsDep
 ) -> RequestOut:
     """Decline a request, optionally saying why."""
     outcome = logic.decline_request(deps, user.user_id, request_id, body.reason)
@@ -105,7 +111,9 @@ def handle_decline_request(
 
 
 @router.post("/chat/requests/{request_id}/withdraw", tags=["chat requests"])
-def handle_withdraw_request(request_id: str, user: CurrentPrincipal, deps: DepsDep) -> RequestOut:
+def handle_withdraw_request(
+    request_id: PathId, user: CurrentPrincipal, deps: DepsDep
+) -> RequestOut:
     """Withdraw a pending request you sent."""
     outcome = logic.withdraw_request(deps, user.user_id, request_id)
     _published(outcome.events)
@@ -143,7 +151,7 @@ def handle_create_group(body: GroupIn, user: CurrentPrincipal, deps: DepsDep) ->
 
 @router.get("/conversations/{conversation_id}", tags=["conversations"])
 def handle_get_conversation(
-    conversation_id: str, user: CurrentPrincipal, deps: DepsDep
+    conversation_id: PathId, user: CurrentPrincipal, deps: DepsDep
 ) -> ConversationOut:
     """A conversation you belong to, with your unread count."""
     summary = logic.get_conversation(deps, user.user_id, conversation_id)
@@ -152,7 +160,7 @@ def handle_get_conversation(
 
 @router.get("/conversations/{conversation_id}/members", tags=["conversations"])
 def handle_list_members(
-    conversation_id: str, user: CurrentPrincipal, deps: DepsDep
+    conversation_id: PathId, user: CurrentPrincipal, deps: DepsDep
 ) -> list[MemberOut]:
     """The members, longest-standing first, with their receipts."""
     return [
@@ -162,7 +170,7 @@ def handle_list_members(
 
 @router.post("/conversations/{conversation_id}/members", tags=["conversations"])
 def handle_add_members(
-    conversation_id: str, body: MembersIn, user: CurrentPrincipal, deps: DepsDep
+    conversation_id: PathId, body: MembersIn, user: CurrentPrincipal, deps: DepsDep
 ) -> list[MemberOut]:
     """Add members to a group you own."""
     outcome = logic.add_members(deps, user.user_id, conversation_id, body.user_ids)
@@ -174,7 +182,7 @@ def handle_add_members(
     "/conversations/{conversation_id}/members/{user_id}", status_code=204, tags=["conversations"]
 )
 def handle_remove_member(
-    conversation_id: str, user_id: str, user: CurrentPrincipal, deps: DepsDep
+    conversation_id: PathId, user_id: PathId, user: CurrentPrincipal, deps: DepsDep
 ) -> Response:
     """Remove a member from a group you own."""
     _published(logic.remove_member(deps, user.user_id, conversation_id, user_id).events)
@@ -182,7 +190,7 @@ def handle_remove_member(
 
 
 @router.post("/conversations/{conversation_id}/leave", status_code=204, tags=["conversations"])
-def handle_leave(conversation_id: str, user: CurrentPrincipal, deps: DepsDep) -> Response:
+def handle_leave(conversation_id: PathId, user: CurrentPrincipal, deps: DepsDep) -> Response:
     """Leave a group (an owner hands the group to the longest-standing member)."""
     _published(logic.leave(deps, user.user_id, conversation_id).events)
     return Response(status_code=204)
@@ -193,28 +201,28 @@ def handle_leave(conversation_id: str, user: CurrentPrincipal, deps: DepsDep) ->
 
 @router.get("/conversations/{conversation_id}/messages", tags=["messages"])
 def handle_list_messages(
-    conversation_id: str,
+    conversation_id: PathId,
     user: CurrentPrincipal,
     deps: DepsDep,
-    before: Annotated[str | None, Query(max_length=64)] = None,
-    after: Annotated[str | None, Query(max_length=64)] = None,
+    before: MessageRef = None,
+    after: MessageRef = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-) -> MessagePageOut:
+) -> ChatMessagePageOut:
     """History: the latest (or ``before=`` an id) newest first; ``after=`` an id oldest first."""
     page = logic.list_messages(
         deps, user.user_id, conversation_id, before=before, after=after, limit=limit
     )
-    return MessagePageOut.from_domain(page)
+    return ChatMessagePageOut.from_domain(page)
 
 
 @router.post("/conversations/{conversation_id}/messages", status_code=201, tags=["messages"])
 def handle_send_message(
-    conversation_id: str,
+    conversation_id: PathId,
     body: MessageIn,
     user: CurrentPrincipal,
     deps: DepsDep,
     response: Response,
-) -> MessageOut:
+) -> ChatMessageOut:
     """Send a message; with ``client_message_id`` a resend answers 200 with the stored one."""
     sent = logic.send_message(
         deps,
@@ -228,42 +236,46 @@ def handle_send_message(
     if not sent.created:
         response.status_code = 200
     _published(sent.events)
-    return MessageOut.from_domain(sent.message)
+    return ChatMessageOut.from_domain(sent.message)
 
 
 @router.patch("/conversations/{conversation_id}/messages/{message_id}", tags=["messages"])
 def handle_edit_message(
-    conversation_id: str, message_id: str, body: EditIn, user: CurrentPrincipal, deps: DepsDep
-) -> MessageOut:
+    conversation_id: PathId, message_id: PathId, body: EditIn, user: CurrentPrincipal, deps: DepsDep
+) -> ChatMessageOut:
     """Edit your message."""
     outcome = logic.edit_message(deps, user.user_id, conversation_id, message_id, body.text)
     _published(outcome.events)
-    return MessageOut.from_domain(outcome.value)
+    return ChatMessageOut.from_domain(outcome.value)
 
 
 @router.delete("/conversations/{conversation_id}/messages/{message_id}", tags=["messages"])
 def handle_delete_message(
-    conversation_id: str, message_id: str, user: CurrentPrincipal, deps: DepsDep
-) -> MessageOut:
+    conversation_id: PathId, message_id: PathId, user: CurrentPrincipal, deps: DepsDep
+) -> ChatMessageOut:
     """Delete your message: it stays in place as a tombstone."""
     outcome = logic.delete_message(deps, user.user_id, conversation_id, message_id)
     _published(outcome.events)
-    return MessageOut.from_domain(outcome.value)
+    return ChatMessageOut.from_domain(outcome.value)
 
 
 @router.post("/conversations/{conversation_id}/messages/{message_id}/reactions", tags=["messages"])
 def handle_toggle_reaction(
-    conversation_id: str, message_id: str, body: ReactionIn, user: CurrentPrincipal, deps: DepsDep
-) -> MessageOut:
+    conversation_id: PathId,
+    message_id: PathId,
+    body: ReactionIn,
+    user: CurrentPrincipal,
+    deps: DepsDep,
+) -> ChatMessageOut:
     """Add your reaction, or take it back if you already reacted so."""
     outcome = logic.toggle_reaction(deps, user.user_id, conversation_id, message_id, body.emoji)
     _published(outcome.events)
-    return MessageOut.from_domain(outcome.value)
+    return ChatMessageOut.from_domain(outcome.value)
 
 
 @router.post("/conversations/{conversation_id}/read", tags=["messages"])
 def handle_mark_read(
-    conversation_id: str, body: ReceiptIn, user: CurrentPrincipal, deps: DepsDep
+    conversation_id: PathId, body: ReceiptIn, user: CurrentPrincipal, deps: DepsDep
 ) -> MemberOut:
     """Move your read receipt up to a message (never backwards)."""
     outcome = logic.mark_read(deps, user.user_id, conversation_id, body.up_to_message_id)
@@ -302,14 +314,14 @@ def handle_list_blocks(user: CurrentPrincipal, deps: DepsDep) -> list[dict[str, 
 
 
 @router.put("/chat/blocks/{user_id}", status_code=204, tags=["chat settings"])
-def handle_block(user_id: str, user: CurrentPrincipal, deps: DepsDep) -> Response:
+def handle_block(user_id: PathId, user: CurrentPrincipal, deps: DepsDep) -> Response:
     """Block a user: neither of you can message the other in private or send requests."""
     logic.block_user(deps, user.user_id, user_id)
     return Response(status_code=204)
 
 
 @router.delete("/chat/blocks/{user_id}", status_code=204, tags=["chat settings"])
-def handle_unblock(user_id: str, user: CurrentPrincipal, deps: DepsDep) -> Response:
+def handle_unblock(user_id: PathId, user: CurrentPrincipal, deps: DepsDep) -> Response:
     """Lift a block."""
     logic.unblock_user(deps, user.user_id, user_id)
     return Response(status_code=204)

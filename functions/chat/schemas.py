@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
 from functions.chat.domain import (
     Attachment,
@@ -34,7 +34,7 @@ class DeclineIn(StrictModel):
 class AttachmentIn(StrictModel):
     key: Annotated[str, StringConstraints(min_length=1, max_length=300)]
     content_type: Annotated[str, StringConstraints(min_length=3, max_length=100)]
-    size: int = Field(ge=1)
+    size: StrictInt = Field(ge=1)
     name: Annotated[str, StringConstraints(max_length=200)] | None = None
 
     def to_domain(self) -> Attachment:
@@ -76,8 +76,8 @@ class MembersIn(StrictModel):
 
 
 class SettingsIn(StrictModel):
-    open_to_all: bool | None = None
-    request_ttl_days: int | None = Field(None, ge=1, le=30)
+    open_to_all: StrictBool | None = None
+    request_ttl_days: StrictInt | None = Field(None, ge=1, le=30)
 
 
 class AttachmentOut(BaseModel):
@@ -87,7 +87,7 @@ class AttachmentOut(BaseModel):
     name: str | None
 
 
-class MessageOut(BaseModel):
+class ChatMessageOut(BaseModel):
     id: str
     conversation_id: str
     author_id: str
@@ -101,7 +101,7 @@ class MessageOut(BaseModel):
     deleted: bool
 
     @classmethod
-    def from_domain(cls, m: Message) -> MessageOut:
+    def from_domain(cls, m: Message) -> ChatMessageOut:
         return cls(
             id=m.id,
             conversation_id=m.conversation_id,
@@ -213,16 +213,16 @@ class RequestOut(BaseModel):
         )
 
 
-class MessagePageOut(BaseModel):
-    items: list[MessageOut]
+class ChatMessagePageOut(BaseModel):
+    items: list[ChatMessageOut]
     direction: Literal["before", "after"]
     has_more: bool
     next_cursor: str | None
 
     @classmethod
-    def from_domain(cls, page: MessagePage) -> MessagePageOut:
+    def from_domain(cls, page: MessagePage) -> ChatMessagePageOut:
         return cls(
-            items=[MessageOut.from_domain(m) for m in page.items],
+            items=[ChatMessageOut.from_domain(m) for m in page.items],
             direction=page.direction,
             has_more=page.has_more,
             next_cursor=page.next_cursor,

@@ -35,7 +35,13 @@ from functions.users.schemas import (
 from lwm_core import constants as c
 from lwm_core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from lwm_core.ratelimit import Limit
-from lwm_core.web import CurrentPrincipal, client_ip, create_app, principal_from_claims
+from lwm_core.web import (
+    OPEN_QUERY,
+    CurrentPrincipal,
+    client_ip,
+    create_app,
+    principal_from_claims,
+)
 
 # --- rate limits (per client IP on public routes, per user on the rest) ------------
 
@@ -249,7 +255,7 @@ def handle_oidc_authorize(provider: str, deps: DepsDep) -> RedirectResponse:
     return RedirectResponse(url, status_code=302)
 
 
-@public_router.get("/auth/oidc/{provider}/callback", tags=["auth"])
+@public_router.get("/auth/oidc/{provider}/callback", tags=["auth"], openapi_extra=OPEN_QUERY)
 def handle_oidc_callback(
     provider: str,
     deps: DepsDep,

@@ -238,6 +238,46 @@ def client_ip(request: Request) -> str:
     return str(http.get("sourceIp") or (request.client.host if request.client else "unknown"))
 
 
+# --- unknown query parameters ----------------------------------------------------
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+# ``openapi_extra`` of a route that another party redirects to (an OAuth callback): its
+# query may carry extension parameters the route does not read, so they are not refused.
+OPEN_QUERY: dict[str, Any] = {"x-open-query": True}
+
+
+def _query_names(dependant: Any) -> frozenset[str]:
+    """The query parameter names a route's dependency tree declares (cached per route)."""
+    names: set[str] = set()
+    todo = [dependant]
+    while todo:
+        current = todo.pop()
+        names.update(str(p.alias) for p in current.query_params)
+        todo.extend(current.dependencies)
+    return frozenset(names)
+
+
+def reject_unknown_query(request: Request) -> None:
+    """Unknown query parameters are a 422, as unknown body fields are (a typo is not ignored)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or (getattr(route, "openapi_extra", None) or {}).get("x-open-query"):
+        return
+    allowed = _QUERY_NAMES.get(id(route))
+    if allowed is None:
+        allowed = _QUERY_NAMES[id(route)] = _query_names(dependant)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise RequestValidationError(
+            "unknown query parameters",
+            errors=[
+                FieldError(("query", k), "unknown query parameter", "extra_forbidden")
+                for k in unknown
+            ],
+        )
+
+
 # --- edge middleware ------------------------------------------------------------
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -420,6 +460,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
         responses=PROBLEM_RESPONSES,
+        dependencies=[Depends(reject_unknown_query)],
     )
     for router in routers:
         app.include_router(router)

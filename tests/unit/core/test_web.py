@@ -437,3 +437,24 @@ def test_trim_strips_after_the_length_limit_and_keeps_a_minimum() -> None:
         Named(name="   ")  # blank once trimmed
     with pytest.raises(pydantic.ValidationError):
         Named(name="ab    ")  # over the limit as sent, whatever the trim would leave
+
+
+async def test_unknown_query_parameters_are_a_422() -> None:
+    from fastapi import APIRouter, Query
+
+    from lwm_core.web import create_app
+
+    router = APIRouter()
+
+    @router.get("/things")
+    def things(limit: int = Query(5, ge=1)) -> dict[str, int]:
+        return {"limit": limit}
+
+    app = create_app(title="t", version="1", routers=[router])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        ok = await client.get("/things", params={"limit": 3})
+        typo = await client.get("/things", params={"limt": 3})
+    assert ok.status_code == 200 and ok.json() == {"limit": 3}
+    assert typo.status_code == 422 and typo.json()["errors"][0]["loc"] == ["query", "limt"]

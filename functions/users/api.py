@@ -10,6 +10,7 @@ from functions.users import errors, logic
 from functions.users import service as svc
 from functions.users.domain import MentorQuery, MentorSort
 from functions.users.schemas import (
+    MAX_RATE,
     AddRoleIn,
     Currency,
     ExportOut,
@@ -79,6 +80,7 @@ def _deps() -> logic.Deps:
 
 
 DepsDep = Annotated[logic.Deps, Depends(_deps)]
+Price = Annotated[int | None, Query(ge=0, le=MAX_RATE, description="Minor units per hour")]
 
 
 def _tokens(pair: logic.TokenPair) -> TokenOut:
@@ -366,8 +368,12 @@ def handle_search_mentors(
     currency: Annotated[
         Currency | None, Query(description="ISO 4217; needed for price filters")
     ] = None,
-    min_price: Annotated[int | None, Query(ge=0, description="Minor units per hour")] = None,
-    max_price: Annotated[int | None, Query(ge=0, description="Minor units per hour")] = None,
+    min_price: Annotated[
+        int | None, Query(ge=0, le=MAX_RATE, description="Minor units per hour")
+    ] = None,
+    max_price: Annotated[
+        int | None, Query(ge=0, le=MAX_RATE, description="Minor units per hour")
+    ] = None,
     sort: MentorSort = MentorSort.NEWEST,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=500)] = None,

@@ -61,6 +61,8 @@ Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 # A password being set: the length part of the policy is in the contract (the rest is checked
 # by the service: not common, not the email's name).
 NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=128)]
+# The highest hourly rate, in minor units (1,000,000.00 in a two-decimal currency).
+MAX_RATE = 100_000_000
 SelfServiceRole = Literal["mentee", "mentor"]
 AnyRole = Literal["mentee", "mentor", "admin"]
 
@@ -126,7 +128,7 @@ class MentorProfileIn(StrictModel):
     bio: Annotated[str, StringConstraints(max_length=5000)] | None = None
     skills: list[Skill] | None = Field(None, max_length=30)
     languages: list[Language] | None = Field(None, max_length=10)
-    hourly_rate_minor: int | None = Field(None, ge=0, le=100_000_000, description="Minor units")
+    hourly_rate_minor: int | None = Field(None, ge=0, le=MAX_RATE, description="Minor units")
     currency: Currency | None = Field(None, description="ISO 4217 code")
     timezone: Timezone | None = None
     years_experience: int | None = Field(None, ge=0, le=80)

@@ -264,12 +264,13 @@ def handle_oidc_callback(
     state: Annotated[str, Query(min_length=1, max_length=200)],
     code: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
+    iss: Annotated[str | None, Query(max_length=500, description="RFC 9207 issuer")] = None,
 ) -> TokenOut:
     """Finish the external sign-in: links to or creates the account, returns tokens."""
     from functions.users import oidc
 
     ext = oidc.complete(
-        _provider(provider), _callback_uri(provider), deps.tokens, code, state, error=error
+        _provider(provider), _callback_uri(provider), deps.tokens, code, state, error=error, iss=iss
     )
     user = logic.sign_in_external(deps, ext)
     return _tokens(logic.issue_tokens(deps, user))

@@ -113,6 +113,7 @@ def complete(
     code: str | None,
     state: str,
     error: str | None = None,
+    iss: str | None = None,
 ) -> ExternalIdentity:
     """Exchange the code, verify the ID token, and say who signed in.
 
@@ -121,6 +122,9 @@ def complete(
     """
     import jwt
 
+    if iss is not None and iss != _metadata(provider.issuer).get("issuer", provider.issuer):
+        # RFC 9207: an answer naming another issuer is a mix-up; the state stays unspent.
+        raise errors.OidcLoginError("the answer comes from another identity provider")
     saved = store.pop_login_state(state, int(time.time()))
     if saved is None or saved.get("provider") != provider.name:
         raise errors.OidcLoginError("the sign-in expired or was already used; start again")

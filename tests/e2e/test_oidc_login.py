@@ -387,6 +387,20 @@ def test_a_tampered_state_is_refused(idp: Idp, browser: httpx.Client) -> None:
     assert browser.get(auth.callback).status_code == 200
 
 
+def test_an_answer_naming_another_issuer_is_refused(idp: Idp, browser: httpx.Client) -> None:
+    # Given the provider's redirect back, which names its issuer (RFC 9207)
+    auth = authorize(idp, browser, unique_login("mixup"))
+    assert "iss" in _query(auth.callback)
+
+    # When an attacker's provider name is put in its place
+    query = _query(auth.callback) | {"iss": "https://idp.attacker.example"}
+    mixed_up = browser.get(auth.callback.split("?", 1)[0] + "?" + urlencode(query))
+
+    # Then the platform refuses it before spending the state: the genuine answer still works
+    assert_problem(mixed_up, 400, "oidc_login_failed")
+    assert browser.get(auth.callback).status_code == 200
+
+
 @pytest.mark.parametrize(
     "path", ["authorize", "callback?code=x&state=y"], ids=["authorize", "callback"]
 )

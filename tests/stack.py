@@ -8,7 +8,6 @@ the local endpoint).
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import uuid
@@ -113,7 +112,3 @@ def register(
         tokens["access_token"],
         tokens["refresh_token"],
     )
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -50,7 +50,6 @@ Choices where the product issue is silent:
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -88,6 +87,7 @@ from functions.chat.domain import (
     Uow,
     pair_key,
 )
+from lwm_core.ids import UlidIds
 from lwm_core.pagination import Page
 
 T = TypeVar("T")
@@ -121,25 +121,6 @@ class Config:
     unread_cap: int = 100
     max_page: int = 100
     attachment_prefix: str = "chat"
-
-
-class UlidIds:
-    """Strictly increasing ULIDs: within one millisecond the previous id plus one.
-
-    python-ulid is imported on first use, not at cold start.
-    """
-
-    def __init__(self) -> None:
-        self._last = 0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> str:
-        from ulid import ULID
-
-        with self._lock:
-            value = max(int(ULID()), self._last + 1)
-            self._last = value
-            return str(ULID.from_int(value))
 
 
 def utc_now() -> datetime:

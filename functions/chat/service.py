@@ -10,18 +10,18 @@ from functions.chat.domain import Event
 from functions.chat.logic import Deps
 
 if TYPE_CHECKING:
-    from functions.chat.settings import ChatSettings
+    from functions.chat.settings import ChatFunctionSettings
     from lwm_core.events import EventPublisher
 
 EVENT_SOURCE = "lwm.chat"
 
 
 @cache
-def settings() -> ChatSettings:
+def settings() -> ChatFunctionSettings:
     """The function's settings, read and validated once per sandbox."""
-    from functions.chat.settings import ChatSettings
+    from functions.chat.settings import ChatFunctionSettings
 
-    return ChatSettings()
+    return ChatFunctionSettings()
 
 
 @cache

@@ -8,7 +8,7 @@ from lwm_core import constants as c
 from lwm_core.settings import CoreSettings
 
 
-class ChatSettings(CoreSettings):
+class ChatFunctionSettings(CoreSettings):
     """Everything the chat function reads from its environment."""
 
     chat_table: str = Field(validation_alias=c.ENV_TABLE_PREFIX + "CHAT")

@@ -39,6 +39,7 @@ from lwm_core.errors import (
     ForbiddenError,
     RequestValidationError,
 )
+from lwm_core.ids import new_id
 from lwm_core.observability import logger
 from lwm_core.pagination import Page
 
@@ -106,13 +107,6 @@ class TokenPair:
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-def new_id() -> str:
-    """A new sortable id (ULID); python-ulid is imported on first use, not at cold start."""
-    from ulid import ULID
-
-    return str(ULID())
 
 
 def normalize_email(email: str) -> str:

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings
 from blueprint.environment import environment_for, static_environment
 from blueprint.model import Function, Platform
 from blueprint.platform import PLATFORM
-from functions.chat.settings import ChatSettings
+from functions.chat.settings import ChatFunctionSettings
 from functions.users.settings import UsersSettings
 from infra_cdk.api.resolver import CdkResolver
 from local_runtime.aws import Provisioned
@@ -36,7 +36,7 @@ AWS_DATABASE_KEYS = {c.ENV_DATABASE_HOST, c.ENV_DATABASE_NAME, c.ENV_DATABASE_SE
 # The settings class each function of the real platform validates its environment with.
 SETTINGS: dict[str, type[BaseSettings]] = {
     "users": UsersSettings,
-    "chat": ChatSettings,
+    "chat": ChatFunctionSettings,
     "db-migrate": DatabaseSettings,
     "ws-authorizer": AuthorizerSettings,
     "ws-connections": ConnectionsSettings,

@@ -207,6 +207,44 @@ class EventRule:
     queue: str
 
 
+StartingPosition = Literal["TRIM_HORIZON", "LATEST"]
+
+
+@dataclass(frozen=True)
+class TableStream:
+    """A function fed by a table's stream (a Lambda event source mapping).
+
+    Records matching any of ``filters`` (Lambda filter patterns over the stream
+    record, e.g. a key prefix and ``eventName``) reach ``function`` in batches
+    of up to ``batch_size``, in order per shard. The handler reports the records
+    it could not take (``batchItemFailures``); the batch is retried from the
+    first of them (halved on each retry when ``bisect_on_error``) and records
+    still failing after ``retry_attempts`` are described on ``on_failure_queue``,
+    so none is dropped silently.
+    """
+
+    table: str
+    function: str
+    filters: tuple[Mapping[str, object], ...] = ()
+    batch_size: int = 100
+    batching_window_s: int = 0
+    retry_attempts: int = 10
+    max_record_age_s: int = 86_400
+    bisect_on_error: bool = True
+    on_failure_queue: str | None = None
+    starting_position: StartingPosition = "TRIM_HORIZON"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= 10_000:
+            raise ValueError(f"stream {self.table}->{self.function}: batch_size out of 1..10000")
+        if not 0 <= self.retry_attempts <= 10_000:
+            raise ValueError(f"stream {self.table}->{self.function}: retry_attempts out of range")
+
+    @property
+    def name(self) -> str:
+        return f"{self.table}-to-{self.function}"
+
+
 @dataclass(frozen=True)
 class Schedule:
     """An EventBridge Scheduler schedule invoking a function."""
@@ -394,6 +432,7 @@ class Platform:
     schedules: tuple[Schedule, ...] = ()
     workers: tuple[Function, ...] = ()  # functions without routes (queue consumers, tasks)
     websocket: WebSocketApi | None = None
+    streams: tuple[TableStream, ...] = ()
 
     def __post_init__(self) -> None:
         self._validate()
@@ -455,6 +494,12 @@ class Platform:
             self.queue(rule.queue)
         for schedule in self.schedules:
             self.function(schedule.function)
+        for stream in self.streams:
+            if self.table(stream.table).stream is None:
+                raise ValueError(f"table {stream.table!r} has no stream for {stream.function}")
+            self.function(stream.function)
+            if stream.on_failure_queue is not None:
+                self.queue(stream.on_failure_queue)
         if self.websocket is not None:
             self.table(self.websocket.connections_table)
             self.function(self.websocket.authorizer)

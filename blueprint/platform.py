@@ -11,14 +11,17 @@ from blueprint.model import (
     WS_CONNECT,
     WS_DISCONNECT,
     Access,
+    Bucket,
     Function,
     Index,
     KeyAttr,
     Platform,
+    Queue,
     Secret,
     Service,
     SigningKey,
     Table,
+    TableStream,
     WebSocketApi,
     WebSocketRoute,
     public,
@@ -55,10 +58,11 @@ RATE_LIMIT_TABLE = Table(
     ttl_attribute="expires_at",
 )
 
-# Chat: conversations, members, messages, requests, blocks and settings in one table
-# (item layout in functions/chat/data.py).
+# Chat: conversations, members, messages, requests, blocks, settings and the outbox of
+# domain events in one table (item layout in functions/chat/data.py).
 # gsi1: a user's conversations by last activity (member items) and a mentor's request
 #       inbox (request items); gsi2: a mentee's request outbox.
+# The stream feeds the event bus (outbox items) and the search index (messages).
 CHAT_TABLE = Table(
     name="chat",
     partition_key=KeyAttr("pk"),
@@ -67,8 +71,17 @@ CHAT_TABLE = Table(
         Index("gsi1", KeyAttr("gsi1pk"), KeyAttr("gsi1sk")),
         Index("gsi2", KeyAttr("gsi2pk"), KeyAttr("gsi2sk")),
     ),
+    ttl_attribute="expires_at",
     stream="NEW_AND_OLD_IMAGES",
 )
+
+# Chat attachments: uploaded by clients straight to S3 with a presigned POST (type and
+# size enforced by the policy), downloaded through URLs that expire.
+CHAT_ATTACHMENTS_BUCKET = Bucket(name="chat-attachments", cors=True)
+
+# What a stream consumer could not take after every retry (the batch's shard and
+# sequence numbers), for an operator to replay.
+CHAT_STREAM_FAILURES = Queue(name="chat-stream-failures", retention_days=14)
 
 ACCESS_TOKEN_KEY = SigningKey("access-token")
 
@@ -140,7 +153,12 @@ CHAT = Service(
         description="Mentorship requests, conversations, messages, receipts and blocks",
         memory_mb=512,
         timeout_s=10,
-        access=(Access.table(CHAT_TABLE.name), Access.events()),
+        access=(
+            Access.table(CHAT_TABLE.name),
+            Access.table(CONNECTIONS_TABLE.name),
+            Access.bucket(CHAT_ATTACHMENTS_BUCKET.name),
+            Access.websocket(),
+        ),
     ),
     app="functions.chat.api:app",
     routes=(
@@ -167,12 +185,84 @@ CHAT = Service(
         user("DELETE", "/conversations/{conversation_id}/messages/{message_id}"),
         user("POST", "/conversations/{conversation_id}/messages/{message_id}/reactions"),
         user("POST", "/conversations/{conversation_id}/read"),
+        user("POST", "/conversations/{conversation_id}/attachments"),
+        user("GET", "/conversations/{conversation_id}/attachments/{attachment_id}"),
         # settings and blocks
         user("GET", "/chat/settings"),
         user("PATCH", "/chat/settings"),
         user("GET", "/chat/blocks"),
         user("PUT", "/chat/blocks/{user_id}"),
         user("DELETE", "/chat/blocks/{user_id}"),
+    ),
+)
+
+CHAT_SEARCH = Service(
+    name="chat-search",
+    function=Function(
+        name="chat-search",
+        handler="functions.chat.search_handler.handler",
+        description="Full-text search over the messages of the caller's conversations",
+        memory_mb=512,
+        timeout_s=10,
+        access=(Access.table(CHAT_TABLE.name, "read"), Access.database()),
+    ),
+    migrations="functions/chat/migrations",
+    app="functions.chat.search_api:app",
+    routes=(user("GET", "/chat/search"),),
+)
+
+CHAT_SOCKET = Function(
+    name="chat-socket",
+    handler="functions.chat.socket.handler",
+    description="Chat actions over the WebSocket API: send, receipts, typing, presence",
+    memory_mb=512,
+    timeout_s=10,
+    access=(
+        Access.table(CHAT_TABLE.name),
+        Access.table(CONNECTIONS_TABLE.name),
+        Access.bucket(CHAT_ATTACHMENTS_BUCKET.name, "read"),
+        Access.websocket(),
+    ),
+)
+
+CHAT_EVENTS = Function(
+    name="chat-events",
+    handler="functions.chat.outbox.handler",
+    description="Publishes chat's outbox (table stream) to the bus; reorders big groups' lists",
+    memory_mb=256,
+    timeout_s=30,
+    access=(Access.events(), Access.table(CHAT_TABLE.name, "write")),
+)
+
+CHAT_SEARCH_INDEXER = Function(
+    name="chat-search-indexer",
+    handler="functions.chat.search_index.handler",
+    description="Keeps the message search index in step with the chat table's stream",
+    memory_mb=512,
+    timeout_s=30,
+    access=(Access.database(),),
+)
+
+_OUTBOX_INSERTS = {
+    "eventName": ["INSERT"],
+    "dynamodb": {"Keys": {"pk": {"S": [{"prefix": "OUTBOX#"}]}}},
+}
+_MESSAGE_CHANGES = {"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "MSG#"}]}}}}
+
+CHAT_STREAMS = (
+    TableStream(
+        table=CHAT_TABLE.name,
+        function=CHAT_EVENTS.name,
+        filters=(_OUTBOX_INSERTS,),
+        batch_size=100,
+        on_failure_queue=CHAT_STREAM_FAILURES.name,
+    ),
+    TableStream(
+        table=CHAT_TABLE.name,
+        function=CHAT_SEARCH_INDEXER.name,
+        filters=(_MESSAGE_CHANGES,),
+        batch_size=100,
+        on_failure_queue=CHAT_STREAM_FAILURES.name,
     ),
 )
 
@@ -224,13 +314,31 @@ REALTIME = WebSocketApi(
         WebSocketRoute(WS_DISCONNECT, WS_CONNECTIONS.name),
         WebSocketRoute(WS_DEFAULT_ROUTE, WS_DEFAULT.name),
         WebSocketRoute("ping", WS_DEFAULT.name),
+        # chat (docs/websocket.md)
+        WebSocketRoute("sendMessage", CHAT_SOCKET.name),
+        WebSocketRoute("markRead", CHAT_SOCKET.name),
+        WebSocketRoute("markDelivered", CHAT_SOCKET.name),
+        WebSocketRoute("typing", CHAT_SOCKET.name),
+        WebSocketRoute("setPresence", CHAT_SOCKET.name),
+        WebSocketRoute("getPresence", CHAT_SOCKET.name),
     ),
 )
 
 PLATFORM = Platform(
-    services=(USERS, CHAT),
-    workers=(DB_MIGRATE, WS_AUTHORIZER, WS_CONNECTIONS, WS_DEFAULT),
+    services=(USERS, CHAT, CHAT_SEARCH),
+    workers=(
+        DB_MIGRATE,
+        WS_AUTHORIZER,
+        WS_CONNECTIONS,
+        WS_DEFAULT,
+        CHAT_SOCKET,
+        CHAT_EVENTS,
+        CHAT_SEARCH_INDEXER,
+    ),
     tables=(AUTH_TABLE, RATE_LIMIT_TABLE, CONNECTIONS_TABLE, CHAT_TABLE),
+    buckets=(CHAT_ATTACHMENTS_BUCKET,),
+    queues=(CHAT_STREAM_FAILURES,),
+    streams=CHAT_STREAMS,
     signing_keys=(ACCESS_TOKEN_KEY,),
     secrets=(OIDC_PROVIDERS_SECRET,),
     websocket=REALTIME,

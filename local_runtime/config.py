@@ -42,6 +42,7 @@ ENV_LAMBDA_PORT: Final = "LWM_LAMBDA_PORT"
 ENV_PG_PORT: Final = "LWM_PG_PORT"
 ENV_PG_BIN: Final = "LWM_PG_BIN"
 ENV_DATABASE_URL: Final = c.ENV_DATABASE_URL
+ENV_STREAM_POLL_MS: Final = "LWM_STREAM_POLL_MS"  # the table stream poller's idle interval
 
 # What local_runtime.moto_process prints, with its port, once it serves.
 MOTO_READY: Final = "READY"

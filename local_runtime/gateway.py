@@ -6,6 +6,9 @@ exist (``{name}`` and greedy ``{name+}`` path variables, the most specific
 route wins, anything else is ``404 {"message":"Not Found"}``); each request
 becomes the version 2.0 event; the function's result becomes the response,
 inferred as AWS infers it when the function returns no ``statusCode``.
+
+One local addition, outside the API: ``GET /`` and ``GET /web/...``, which no
+route declares, serve the web client (``local_runtime.webclient``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from blueprint.model import Auth, Function, Route
 from local_runtime import config
 from local_runtime.asgi import BodyTooLargeError, Headers, header, read_body, respond
 from local_runtime.authorizer import DeniedError, Grant, JwtAuthorizer
+from local_runtime.webclient import WebClient
 from local_runtime.workers import InvokeRequest, LambdaRuntime, RuntimeStoppedError, new_trace_id
 
 log = logging.getLogger("local_runtime.gateway")
@@ -292,12 +296,15 @@ class HttpApiGateway:
         *,
         integration_timeout_s: float = config.HTTP_API_INTEGRATION_TIMEOUT_S,
         max_payload_bytes: int = config.HTTP_API_MAX_PAYLOAD_BYTES,
+        web_client: WebClient | None = None,
     ) -> None:
         self._routes = routes
         self._runtime = runtime
         self._authorizer = authorizer
         self.integration_timeout_s = integration_timeout_s
         self._max_payload = max_payload_bytes
+        # The page at / (its websocket_url may be set once the WebSocket API listens).
+        self.web_client = web_client or WebClient()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -324,6 +331,8 @@ class HttpApiGateway:
 
         match = self._routes.match(scope["method"], scope["path"])
         if match is None:
+            if self.web_client.serves(scope["method"], scope["path"]):
+                return await self.web_client.serve(scope, receive, send)
             return await message(404, "Not Found")
         try:
             body = await read_body(scope, receive, self._max_payload)

@@ -7,8 +7,10 @@ share one interpreter lock with the gateway and the Invoke API, and every
 request would wait for the others. In a process of its own it runs beside
 them. The seam (:mod:`local_runtime.lambda_seam`) must patch moto's Lambda
 model where moto runs, so it is applied here, for the functions named on the
-command line. The process prints ``READY <port>`` once it serves, and stops on
-SIGTERM, SIGINT or when its stdin closes (its parent is gone).
+command line, with the repairs to moto's DynamoDB (:mod:`local_runtime.moto_dynamodb`)
+and DynamoDB Streams (:mod:`local_runtime.moto_streams`). The process prints
+``READY <port>`` once it serves, and stops on SIGTERM, SIGINT or when its stdin
+closes (its parent is gone).
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import httpx
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-    from local_runtime import lambda_seam
+    from local_runtime import lambda_seam, moto_dynamodb, moto_streams
 
+    moto_dynamodb.apply()
+    moto_streams.apply(moto_dynamodb.LOCK)  # streams reads see whole transactions
     server = ThreadedMotoServer(ip_address=HOST, port=args.port, verbose=False)
     server.start()
     port = server.get_host_and_port()[1]

@@ -2,10 +2,11 @@
 
 It starts, on 127.0.0.1 only: moto (the AWS endpoint) with every declared
 resource, a throwaway PostgreSQL cluster (unless ``DATABASE_URL`` is given),
-the Lambda runtime (worker pools behind per-sandbox Runtime APIs), the Lambda
-Invoke endpoint, the HTTP API gateway and the WebSocket API (with its
-``@connections`` endpoint, when the platform declares one); then it applies the database
-migrations through the declared ``db-migrate`` function.
+the Lambda runtime (worker pools behind per-sandbox Runtime APIs), the table
+stream poller (the event source mappings), the Lambda Invoke endpoint, the
+HTTP API gateway and the WebSocket API (with its ``@connections`` endpoint,
+when the platform declares one); then it applies the database migrations
+through the declared ``db-migrate`` function.
 
 Everything runs on an event loop in a background thread, so the object works
 the same from synchronous code (``with LocalPlatform() as p``), from async
@@ -44,6 +45,7 @@ from local_runtime.invoke_api import LambdaInvokeApi
 from local_runtime.net import AsgiServer, bind, free_port, port_of
 from local_runtime.postgres import LocalPostgres
 from local_runtime.resolver import LocalResolver
+from local_runtime.streams import PollerSettings, StreamPoller
 from local_runtime.websocket_gateway import ApiGatewayWSProtocol, WebSocketGateway
 from local_runtime.workers import InvokeRequest, InvokeResult, LambdaRuntime
 
@@ -106,6 +108,9 @@ class LocalPlatform:
             declaration's ``idle_timeout_s``, API Gateway's 10 minutes); tests use seconds.
         ws_max_duration_s: close WebSocket connections this long after they opened
             (default: the declaration's ``max_duration_s``, 2 hours).
+        stream_settings: how the table stream poller paces its reads and retries
+            (default: ``PollerSettings.from_env()``, a 50 ms poll unless
+            ``LWM_STREAM_POLL_MS`` says otherwise; tests shorten the backoff).
     """
 
     def __init__(
@@ -122,6 +127,7 @@ class LocalPlatform:
         environment: Mapping[str, Mapping[str, str]] | None = None,
         ws_idle_timeout_s: float | None = None,
         ws_max_duration_s: float | None = None,
+        stream_settings: PollerSettings | None = None,
     ) -> None:
         self.platform = platform
         self.ports = ports or config.Ports.from_env()
@@ -142,6 +148,8 @@ class LocalPlatform:
         self._ws_gateway: WebSocketGateway | None = None
         self._ws_idle_timeout_s = ws_idle_timeout_s
         self._ws_max_duration_s = ws_max_duration_s
+        self._stream_settings = stream_settings
+        self._streams: StreamPoller | None = None
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -231,6 +239,13 @@ class LocalPlatform:
             raise LocalPlatformError("not started, or the platform declares no WebSocket API")
         return self._ws_gateway
 
+    @property
+    def streams(self) -> StreamPoller:
+        """The table stream consumers (their ``stats``, for diagnostics and tests)."""
+        if self._streams is None:
+            raise LocalPlatformError("not started")
+        return self._streams
+
     def invoke(self, name: str, event: object = None) -> InvokeResult:
         """Invoke a declared function synchronously with a JSON ``event``, from any thread."""
         fn = self.runtime.find(name)
@@ -283,6 +298,18 @@ class LocalPlatform:
         )
         stack.push_async_callback(runtime.close)
 
+        # Table streams feed their functions from now on (stopped before the workers).
+        self._streams = StreamPoller(
+            self.platform,
+            runtime,
+            endpoint=aws,
+            tables=resources.tables,
+            queues=resources.queues,
+            settings=self._stream_settings,
+        )
+        stack.push_async_callback(self._streams.stop)
+        await self._streams.start()
+
         invoke_server = AsgiServer(LambdaInvokeApi(runtime), lambda_sock, "lambda-invoke")
         await invoke_server.start()
         stack.push_async_callback(invoke_server.stop)
@@ -300,6 +327,8 @@ class LocalPlatform:
         stack.push_async_callback(gateway_server.stop)
 
         websocket = await self._start_websocket(stack, runtime, ws_sock)
+        if websocket:
+            self._gateway.web_client.websocket_url = websocket  # the page connects here
 
         await self._migrate(runtime)
         endpoints = Endpoints(

@@ -11,6 +11,8 @@ need_apt=()
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || need_apt+=(postgresql)
 command -v node >/dev/null && command -v npm >/dev/null || need_apt+=(nodejs npm)
+# Debian's Chromium for the web client's browser test (Playwright drives it; no `playwright install`).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${need_apt[*]}"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lwm_core.errors import UnauthorizedError
 from lwm_core.observability import logger
-from websocket_handlers.protocol import BEARER_SUBPROTOCOL
+from lwm_core.realtime import BEARER_SUBPROTOCOL
 
 if TYPE_CHECKING:
     from lwm_core.tokens import TokenVerifier

@@ -7,8 +7,7 @@ from typing import Any
 
 from lwm_core.connections import DynamoConnectionStore
 from lwm_core.observability import logger
-from websocket_handlers.events import caller, offered_subprotocols
-from websocket_handlers.protocol import BEARER_SUBPROTOCOL
+from lwm_core.realtime import BEARER_SUBPROTOCOL, caller, offered_subprotocols
 
 
 @cache

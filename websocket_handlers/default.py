@@ -8,26 +8,12 @@ open); ``{"action": "ping"}`` is answered with a pong.
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
+from lwm_core import realtime as protocol
 from lwm_core.observability import logger
-from lwm_core.push import Pusher
-from websocket_handlers import protocol
-from websocket_handlers.events import caller
-
-
-@cache
-def _pusher() -> Pusher:
-    from lwm_core.aws import client
-    from lwm_core.connections import ConnectionItem, DynamoConnectionStore
-    from lwm_core.dynamo import bind
-    from websocket_handlers.settings import PushSettings
-
-    settings = PushSettings()
-    bind(ConnectionItem, settings.connections_table, settings.aws_region, settings.aws_endpoint_url)
-    management = client("apigatewaymanagementapi", endpoint_url=settings.management_url)
-    return Pusher(management, DynamoConnectionStore())
+from lwm_core.push import sandbox_pusher
+from lwm_core.realtime import caller
 
 
 def answer(body: str | None) -> dict[str, Any]:
@@ -53,5 +39,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     reply = answer(event.get("body"))
     if reply.get("type") == "error":
         logger.info("message refused", extra={"code": reply["code"], "user_id": who.user_id})
-    _pusher().to_connection(who.connection_id, reply)
+    sandbox_pusher().to_connection(who.connection_id, reply)
     return {"statusCode": 200}

@@ -1,8 +1,9 @@
 """HTTP routes of the chat service: parse, call one logic function, shape the reply.
 
-The same actions are offered over the socket (``websocket_handlers``) for
-clients that are connected; REST serves history, lists and clients that are
-not. Events the logic returns are handed to ``svc.publish`` once committed.
+Sending and receipts are also offered over the socket (``functions.chat.socket``)
+for clients that are connected; REST serves history, lists, every other change
+and clients that are not. The events a change returns are in the outbox
+already (committed with it); here they are pushed live to members' devices.
 """
 
 from collections.abc import Iterable
@@ -12,13 +13,14 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from functions.chat import logic
 from functions.chat import service as svc
-from functions.chat.domain import Event, RequestBox
+from functions.chat.domain import Event, Message, RequestBox
 from functions.chat.schemas import (
     ChatMessageOut,
     ChatMessagePageOut,
     ConversationOut,
     DeclineIn,
     DirectIn,
+    DownloadOut,
     EditIn,
     GroupIn,
     MemberOut,
@@ -29,6 +31,8 @@ from functions.chat.schemas import (
     RequestIn,
     RequestOut,
     SettingsIn,
+    UploadIn,
+    UploadOut,
 )
 from lwm_core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from lwm_core.web import CurrentPrincipal, create_app
@@ -49,8 +53,8 @@ MessageRef = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"
 Cursor = Annotated[str | None, Query(max_length=500)]
 
 
-def _published(events: Iterable[Event]) -> None:
-    svc.publish(tuple(events))
+def _deliver(events: Iterable[Event], *messages: Message) -> None:
+    svc.delivery().deliver(tuple(events), messages)
 
 
 # --- mentorship requests ------------------------------------------------------------
@@ -60,7 +64,7 @@ def _published(events: Iterable[Event]) -> None:
 def handle_send_request(body: RequestIn, user: CurrentPrincipal, deps: DepsDep) -> RequestOut:
     """Ask a mentor for mentorship, with a first message."""
     outcome = logic.send_request(deps, user.user_id, body.mentor_id, body.text)
-    _published(outcome.events)
+    _deliver(outcome.events)
     return RequestOut.from_domain(outcome.value)
 
 
@@ -92,7 +96,7 @@ def handle_accept_request(
 ) -> dict[str, Any]:
     """Accept a request: the conversation opens with its first message."""
     accepted = logic.accept_request(deps, user.user_id, request_id)
-    _published(accepted.events)
+    _deliver(accepted.events, accepted.message)
     return {
         "request": RequestOut.from_domain(accepted.request),
         "conversation": ConversationOut.from_domain(accepted.conversation),
@@ -106,7 +110,7 @@ def handle_decline_request(
 ) -> RequestOut:
     """Decline a request, optionally saying why."""
     outcome = logic.decline_request(deps, user.user_id, request_id, body.reason)
-    _published(outcome.events)
+    _deliver(outcome.events)
     return RequestOut.from_domain(outcome.value)
 
 
@@ -116,7 +120,7 @@ def handle_withdraw_request(
 ) -> RequestOut:
     """Withdraw a pending request you sent."""
     outcome = logic.withdraw_request(deps, user.user_id, request_id)
-    _published(outcome.events)
+    _deliver(outcome.events)
     return RequestOut.from_domain(outcome.value)
 
 
@@ -145,7 +149,7 @@ def handle_open_direct(body: DirectIn, user: CurrentPrincipal, deps: DepsDep) ->
 def handle_create_group(body: GroupIn, user: CurrentPrincipal, deps: DepsDep) -> ConversationOut:
     """Start a group conversation; you are its owner."""
     outcome = logic.create_group(deps, user.user_id, body.title, body.member_ids)
-    _published(outcome.events)
+    _deliver(outcome.events)
     return ConversationOut.from_domain(outcome.value)
 
 
@@ -174,7 +178,7 @@ def handle_add_members(
 ) -> list[MemberOut]:
     """Add members to a group you own."""
     outcome = logic.add_members(deps, user.user_id, conversation_id, body.user_ids)
-    _published(outcome.events)
+    _deliver(outcome.events)
     return [MemberOut.from_domain(m) for m in outcome.value]
 
 
@@ -185,14 +189,14 @@ def handle_remove_member(
     conversation_id: PathId, user_id: PathId, user: CurrentPrincipal, deps: DepsDep
 ) -> Response:
     """Remove a member from a group you own."""
-    _published(logic.remove_member(deps, user.user_id, conversation_id, user_id).events)
+    _deliver(logic.remove_member(deps, user.user_id, conversation_id, user_id).events)
     return Response(status_code=204)
 
 
 @router.post("/conversations/{conversation_id}/leave", status_code=204, tags=["conversations"])
 def handle_leave(conversation_id: PathId, user: CurrentPrincipal, deps: DepsDep) -> Response:
     """Leave a group (an owner hands the group to the longest-standing member)."""
-    _published(logic.leave(deps, user.user_id, conversation_id).events)
+    _deliver(logic.leave(deps, user.user_id, conversation_id).events)
     return Response(status_code=204)
 
 
@@ -235,7 +239,7 @@ def handle_send_message(
     )
     if not sent.created:
         response.status_code = 200
-    _published(sent.events)
+    _deliver(sent.events, sent.message)
     return ChatMessageOut.from_domain(sent.message)
 
 
@@ -245,7 +249,7 @@ def handle_edit_message(
 ) -> ChatMessageOut:
     """Edit your message."""
     outcome = logic.edit_message(deps, user.user_id, conversation_id, message_id, body.text)
-    _published(outcome.events)
+    _deliver(outcome.events, outcome.value)
     return ChatMessageOut.from_domain(outcome.value)
 
 
@@ -255,7 +259,7 @@ def handle_delete_message(
 ) -> ChatMessageOut:
     """Delete your message: it stays in place as a tombstone."""
     outcome = logic.delete_message(deps, user.user_id, conversation_id, message_id)
-    _published(outcome.events)
+    _deliver(outcome.events, outcome.value)
     return ChatMessageOut.from_domain(outcome.value)
 
 
@@ -269,7 +273,7 @@ def handle_toggle_reaction(
 ) -> ChatMessageOut:
     """Add your reaction, or take it back if you already reacted so."""
     outcome = logic.toggle_reaction(deps, user.user_id, conversation_id, message_id, body.emoji)
-    _published(outcome.events)
+    _deliver(outcome.events, outcome.value)
     return ChatMessageOut.from_domain(outcome.value)
 
 
@@ -279,8 +283,34 @@ def handle_mark_read(
 ) -> MemberOut:
     """Move your read receipt up to a message (never backwards)."""
     outcome = logic.mark_read(deps, user.user_id, conversation_id, body.up_to_message_id)
-    _published(outcome.events)
+    _deliver(outcome.events)
     return MemberOut.from_domain(outcome.value)
+
+
+# --- attachments ----------------------------------------------------------------------
+
+
+@router.post("/conversations/{conversation_id}/attachments", status_code=201, tags=["messages"])
+def handle_start_upload(
+    conversation_id: PathId, body: UploadIn, user: CurrentPrincipal, deps: DepsDep
+) -> UploadOut:
+    """Get a form to upload one file straight to storage, then send it in a message.
+
+    The form accepts exactly the declared type and size, for 15 minutes.
+    """
+    ticket = logic.start_upload(
+        deps, user.user_id, conversation_id, body.content_type, body.size, body.name
+    )
+    return UploadOut.from_domain(ticket)
+
+
+@router.get("/conversations/{conversation_id}/attachments/{attachment_id}", tags=["messages"])
+def handle_download(
+    conversation_id: PathId, attachment_id: PathId, user: CurrentPrincipal, deps: DepsDep
+) -> DownloadOut:
+    """A link to download an attachment, valid for 5 minutes."""
+    url, expires_at = logic.download_url(deps, user.user_id, conversation_id, attachment_id)
+    return DownloadOut(url=url, expires_at=expires_at)
 
 
 # --- settings and blocks --------------------------------------------------------------

@@ -17,6 +17,9 @@ pk                              sk              what
 ``DIRECT#<pair key>``           ``UNIQUE``      the pair's direct conversation (``ref``)
 ``PENDING#<mentee>#<mentor>``   ``UNIQUE``      the pair's pending request (``ref``)
 ``CMID#<author>#<client id>``   ``UNIQUE``      a client message id's message (``ref``)
+``OUTBOX#<event id>``           ``EVENT``       a domain event, written with the change it
+                                                describes; the stream relays it to the bus
+                                                (``lwm_core.outbox``); expires in a day
 ==============================  ==============  =======================================
 
 A :class:`DynamoChatUow` reads straight from the table (consistent reads) with
@@ -45,6 +48,7 @@ Limits:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +64,7 @@ from functions.chat.domain import (
     Conversation,
     ConversationKind,
     DirectReason,
+    Event,
     Member,
     MemberRole,
     MentorshipRequest,
@@ -71,9 +76,14 @@ from functions.chat.domain import (
 from lwm_core.pagination import Page, decode_cursor, encode_cursor
 
 Item = dict[str, Any]
+
+EVENT_SOURCE = "lwm.chat"  # the events' Source on the bus
 Key = tuple[str, str]
 
 MAX_TRANSACTION_ITEMS = 100
+# Conversations up to this size reorder their members' lists in the posting transaction.
+INLINE_ACTIVITY_LIMIT = 25
+ACTIVITY_PARALLELISM = 16
 _UNIQUE_SK = "UNIQUE"
 _META = "META"
 _MEMBER = "MEMBER#"
@@ -389,12 +399,15 @@ class DynamoChatRepository:
         if key in self._uow.writes:
             item = self._uow.writes[key].item
             return dict(item) if item is not None else None
-        raw = self._client.get_item(
-            TableName=self._table,
-            Key=_to_wire({"pk": key[0], "sk": key[1]}),
-            ConsistentRead=True,
-        ).get("Item")
-        return _from_wire(raw) if raw else None
+        if key not in self._uow.reads:  # an item is read once per unit of work
+            raw = self._client.get_item(
+                TableName=self._table,
+                Key=_to_wire({"pk": key[0], "sk": key[1]}),
+                ConsistentRead=True,
+            ).get("Item")
+            self._uow.reads[key] = _from_wire(raw) if raw else None
+        found = self._uow.reads[key]
+        return dict(found) if found is not None else None
 
     def _put(self, item: Item, condition: str | None = None, **values: Any) -> None:
         self._uow.stage((item["pk"], item["sk"]), item, condition, values)
@@ -536,10 +549,14 @@ class DynamoChatRepository:
         item = _conversation_item(conversation)
         self._put(item)
         if item["last_activity_at"] != before["last_activity_at"]:
-            # the conversation list's order: every member's gsi1sk moves with the activity
-            activity = _activity(conversation.last_activity_at, conversation.id)
-            for m in self.list_members(conversation.id):
-                self._uow.move_activity((key[0], f"{_MEMBER}{m.user_id}"), activity)
+            # the conversation list's order: every member's gsi1sk moves with the activity,
+            # in the transaction for small conversations; for bigger ones the outbox relay
+            # moves them from the stream (move_activity), off the sender's path
+            members = list(self.list_members(conversation.id))
+            if len(members) <= INLINE_ACTIVITY_LIMIT:
+                activity = _activity(conversation.last_activity_at, conversation.id)
+                for m in members:
+                    self._uow.move_activity((key[0], f"{_MEMBER}{m.user_id}"), activity)
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         item = self._get((_conv_pk(conversation_id), _META))
@@ -636,8 +653,7 @@ class DynamoChatRepository:
     # --- messages
     def add_message(self, message: Message) -> None:
         key = (_conv_pk(message.conversation_id), f"{_MSG}{message.id}")
-        if self._get(key) is not None:
-            raise ValueError(f"duplicate message id {message.id}")
+        # (a duplicate id fails the put's condition at commit; ids are ULIDs)
         if self._get((key[0], _META)) is None:
             raise KeyError(f"no conversation {message.conversation_id}")
         if message.client_message_id is not None:
@@ -654,6 +670,14 @@ class DynamoChatRepository:
         if self._get(key) is None:
             raise KeyError(f"no message {message.id} to save")
         self._put(_message_item(message))
+
+    def record(self, events: Sequence[Event]) -> None:
+        from lwm_core.ids import new_id
+        from lwm_core.outbox import outbox_item
+
+        now = int(time.time())
+        for event in events:
+            self._put(outbox_item(EVENT_SOURCE, event, event_id=new_id(), now_s=now))
 
     def get_message(self, conversation_id: str, message_id: str) -> Message | None:
         item = self._get((_conv_pk(conversation_id), f"{_MSG}{message_id}"))
@@ -754,6 +778,7 @@ class DynamoChatUow:
             raise RuntimeError("call bind_table() before using the chat store")
         self._client = client or _client(_binding.region, _binding.endpoint)
         self.writes: dict[Key, _Write] = {}
+        self.reads: dict[Key, Item | None] = {}  # what this unit of work read, by key
         self._activity: dict[Key, str] = {}
         self._active = False
         self.committed = False
@@ -786,7 +811,7 @@ class DynamoChatUow:
         return DynamoChatRepository(self._client, self._table, self)
 
     def __enter__(self) -> Self:
-        self.writes, self._activity = {}, {}
+        self.writes, self.reads, self._activity = {}, {}, {}
         self._active, self.committed = True, False
         return self
 
@@ -797,7 +822,7 @@ class DynamoChatUow:
         tb: TracebackType | None,
     ) -> None:
         # Whatever was not committed is dropped with the buffer.
-        self.writes, self._activity = {}, {}
+        self.writes, self.reads, self._activity = {}, {}, {}
         self._active = False
 
     # --- commit
@@ -885,6 +910,7 @@ class DynamoChatUow:
             self._transact(conditioned + plain)
             later = activity
         self._apply_activity_later(later)
+        self.reads.update({k: w.item for k, w in self.writes.items()})
         self.writes, self._activity = {}, {}
         self.committed = True
 
@@ -897,3 +923,43 @@ class DynamoChatUow:
             except ClientError as e:
                 if e.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
+
+
+def move_activity(
+    conversation_id: str,
+    member_ids: Sequence[str],
+    at: datetime,
+    client: Any | None = None,
+    table_name: str | None = None,
+) -> int:
+    """Move members' place in their conversation lists to ``at`` (forward only), concurrently.
+
+    For conversations above :data:`INLINE_ACTIVITY_LIMIT` members, called by the
+    outbox relay for each ``message.posted``; members who left meanwhile are not
+    recreated. Returns how many moved.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import ClientError
+
+    table = table_name or _binding.table_name
+    dynamo = client or _client(_binding.region, _binding.endpoint)
+    activity = _activity(at, conversation_id)
+
+    def move(user_id: str) -> bool:
+        try:
+            dynamo.update_item(
+                TableName=table,
+                Key=_to_wire({"pk": _conv_pk(conversation_id), "sk": f"{_MEMBER}{user_id}"}),
+                UpdateExpression="SET gsi1sk = :a",
+                ConditionExpression="attribute_exists(pk) AND gsi1sk < :a",
+                ExpressionAttributeValues=_to_wire({":a": activity}),
+            )
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    with ThreadPoolExecutor(ACTIVITY_PARALLELISM) as pool:
+        return sum(pool.map(move, member_ids))

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from lwm_core.pagination import Page
 
@@ -185,12 +185,17 @@ class Member:
     last_delivered_id: str | None = None
 
 
-# --- events (returned by the logic; the caller publishes them after commit) -----------
+# --- events ----------------------------------------------------------------------------
+# Written to the outbox with the change they describe (``ChatRepository.record``) and
+# published to the bus from the table's stream, ``detail_type`` as the DetailType; the
+# logic also returns them, for live delivery to members' devices (``delivery``).
 
 
 @dataclass(frozen=True)
 class MessagePosted:
     """A new message was accepted."""
+
+    detail_type: ClassVar[str] = "message.posted"
 
     conversation_id: str
     message_id: str
@@ -205,6 +210,8 @@ class MessagePosted:
 class MessageEdited:
     """A message's text changed."""
 
+    detail_type: ClassVar[str] = "message.edited"
+
     conversation_id: str
     message_id: str
     author_id: str
@@ -216,6 +223,8 @@ class MessageEdited:
 class MessageDeleted:
     """A message became a tombstone."""
 
+    detail_type: ClassVar[str] = "message.deleted"
+
     conversation_id: str
     message_id: str
     author_id: str
@@ -226,6 +235,8 @@ class MessageDeleted:
 @dataclass(frozen=True)
 class ReactionToggled:
     """A user added or removed a reaction."""
+
+    detail_type: ClassVar[str] = "message.reaction_toggled"
 
     conversation_id: str
     message_id: str
@@ -239,6 +250,8 @@ class ReactionToggled:
 class ReceiptMoved:
     """A member's read or delivered position moved forward."""
 
+    detail_type: ClassVar[str] = "receipt.moved"
+
     conversation_id: str
     user_id: str
     kind: str  # "read" | "delivered"
@@ -250,6 +263,8 @@ class ReceiptMoved:
 class RequestSent:
     """A mentee sent a mentorship request."""
 
+    detail_type: ClassVar[str] = "request.sent"
+
     request_id: str
     mentee_id: str
     mentor_id: str
@@ -259,6 +274,8 @@ class RequestSent:
 @dataclass(frozen=True)
 class RequestAnswered:
     """A request left ``pending`` (accepted, declined, withdrawn)."""
+
+    detail_type: ClassVar[str] = "request.answered"
 
     request_id: str
     mentee_id: str
@@ -271,6 +288,8 @@ class RequestAnswered:
 class MembershipChanged:
     """Users joined or left a group (or its owner changed)."""
 
+    detail_type: ClassVar[str] = "membership.changed"
+
     conversation_id: str
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
@@ -278,8 +297,23 @@ class MembershipChanged:
     member_ids: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class MessageUndelivered:
+    """A new message reached no device of these members: notifications take over."""
+
+    detail_type: ClassVar[str] = "message.undelivered"
+
+    conversation_id: str
+    message_id: str
+    author_id: str
+    recipient_ids: tuple[str, ...]
+    created_at: datetime
+    preview: str
+
+
 Event = (
     MessagePosted
+    | MessageUndelivered
     | MessageEdited
     | MessageDeleted
     | ReactionToggled
@@ -358,6 +392,28 @@ class ChatRepository(Protocol):
         self, conversation_id: str, after_id: str | None, reader_id: str, cap: int
     ) -> int:
         """Messages after ``after_id`` not by ``reader_id`` and not deleted, counted to ``cap``."""
+
+    # the outbox (published to the bus from the table's stream)
+    def record(self, events: Sequence[Event]) -> None:
+        """Write ``events`` with the unit of work: they exist exactly when it commits."""
+
+
+class AttachmentStore(Protocol):
+    """Where attachments live (an S3 bucket): clients upload and download directly."""
+
+    def upload_form(
+        self, key: str, content_type: str, size: int, expires_s: int
+    ) -> tuple[str, dict[str, str]]:
+        """A presigned POST (url, form fields) accepting exactly this type and size at ``key``."""
+
+    def describe(self, key: str) -> tuple[int, str] | None:
+        """``(size, content type)`` of the stored object, or None if nothing was uploaded."""
+
+    def download_url(self, key: str, filename: str | None, expires_s: int) -> str:
+        """A presigned GET of ``key`` that expires."""
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Remove objects (idempotent)."""
 
 
 class Uow(Protocol):

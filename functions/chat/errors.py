@@ -106,6 +106,13 @@ class MessageNotFoundError(NotFoundError):
     title = "Message not found"
 
 
+class AttachmentNotFoundError(NotFoundError):
+    """No uploaded attachment with this id in the conversation."""
+
+    code = "attachment_not_found"
+    title = "Attachment not found"
+
+
 class RequestNotFoundError(NotFoundError):
     """No such mentorship request, or the caller is not a party to it."""
 

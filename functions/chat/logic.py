@@ -60,6 +60,7 @@ from typing import Generic, TypeVar
 from functions.chat import errors
 from functions.chat.domain import (
     Attachment,
+    AttachmentStore,
     Block,
     ChatRepository,
     ChatSettings,
@@ -78,6 +79,7 @@ from functions.chat.domain import (
     MessageEdited,
     MessagePosted,
     MessagePreview,
+    MessageUndelivered,
     ReactionToggled,
     ReceiptMoved,
     RequestAnswered,
@@ -121,6 +123,8 @@ class Config:
     unread_cap: int = 100
     max_page: int = 100
     attachment_prefix: str = "chat"
+    upload_expiry_s: int = 15 * 60
+    download_expiry_s: int = 5 * 60
 
 
 def utc_now() -> datetime:
@@ -132,6 +136,7 @@ class Deps:
     """Collaborators of the chat logic, built once per sandbox (fakes in unit tests)."""
 
     uow: Callable[[], AbstractContextManager[Uow]]
+    attachments: AttachmentStore | None = None  # None: attachments are refused
     clock: Clock = utc_now
     ids: Ids = field(default_factory=UlidIds)
     config: Config = field(default_factory=Config)
@@ -264,6 +269,20 @@ def _check_attachments(cfg: Config, conversation_id: str, items: Sequence[Attach
             raise errors.InvalidAttachmentError("attachment name must be 1..255 characters")
 
 
+def _check_uploaded(deps: Deps, items: Sequence[Attachment]) -> None:
+    """Each attachment is in the store, with the size and type the message claims."""
+    if not items:
+        return
+    if deps.attachments is None:
+        raise errors.InvalidAttachmentError("attachments are not accepted here")
+    for a in items:
+        stored = deps.attachments.describe(a.key)
+        if stored is None:
+            raise errors.InvalidAttachmentError(f"{a.key} was not uploaded")
+        if stored != (a.size, a.content_type):
+            raise errors.InvalidAttachmentError(f"{a.key} is not the uploaded size and type")
+
+
 def _check_page(cfg: Config, limit: int) -> None:
     if not 1 <= limit <= cfg.max_page:
         raise errors.InvalidPageError(f"limit must be 1..{cfg.max_page}")
@@ -389,6 +408,13 @@ def _retry_on_direct_race(action: Callable[[], T]) -> T:
 # --- settings and blocks ------------------------------------------------------------------
 
 
+def _commit(uow: Uow, *events: Event) -> tuple[Event, ...]:
+    """Commit, with ``events`` in the same transaction (the outbox the bus is fed from)."""
+    uow.chat.record(events)
+    uow.commit()
+    return events
+
+
 def get_settings(deps: Deps, user_id: str) -> ChatSettings:
     """A user's chat settings (defaults when never set)."""
     with deps.uow() as uow:
@@ -499,8 +525,8 @@ def send_request(
             expires_at=now + timedelta(days=ttl),
         )
         repo.add_request(request)
-        uow.commit()
-    return Outcome(request, (RequestSent(request.id, mentee_id, mentor_id, request.expires_at),))
+        events = _commit(uow, RequestSent(request.id, mentee_id, mentor_id, request.expires_at))
+    return Outcome(request, events)
 
 
 def _party_request(
@@ -545,11 +571,11 @@ def accept_request(deps: Deps, mentor_id: str, request_id: str) -> Accepted:
             request.answered_at = now
             request.conversation_id = conversation.id
             repo.save_request(request)
-            uow.commit()
-        answered = RequestAnswered(
-            request.id, request.mentee_id, mentor_id, RequestStatus.ACCEPTED, conversation.id
-        )
-        return Accepted(request, conversation, message, (answered, posted))
+            answered = RequestAnswered(
+                request.id, request.mentee_id, mentor_id, RequestStatus.ACCEPTED, conversation.id
+            )
+            events = _commit(uow, answered, posted)
+        return Accepted(request, conversation, message, events)
 
     return _retry_on_direct_race(attempt)
 
@@ -577,9 +603,9 @@ def decline_request(
         request.answered_at = now
         request.decline_reason = clean_reason
         uow.chat.save_request(request)
-        uow.commit()
-    event = RequestAnswered(request.id, request.mentee_id, mentor_id, RequestStatus.DECLINED)
-    return Outcome(request, (event,))
+        event = RequestAnswered(request.id, request.mentee_id, mentor_id, RequestStatus.DECLINED)
+        events = _commit(uow, event)
+    return Outcome(request, events)
 
 
 def withdraw_request(deps: Deps, mentee_id: str, request_id: str) -> Outcome[MentorshipRequest]:
@@ -596,9 +622,9 @@ def withdraw_request(deps: Deps, mentee_id: str, request_id: str) -> Outcome[Men
         request.status = RequestStatus.WITHDRAWN
         request.answered_at = now
         uow.chat.save_request(request)
-        uow.commit()
-    event = RequestAnswered(request.id, mentee_id, request.mentor_id, RequestStatus.WITHDRAWN)
-    return Outcome(request, (event,))
+        event = RequestAnswered(request.id, mentee_id, request.mentor_id, RequestStatus.WITHDRAWN)
+        events = _commit(uow, event)
+    return Outcome(request, events)
 
 
 def get_request(deps: Deps, user_id: str, request_id: str) -> MentorshipRequest:
@@ -696,11 +722,11 @@ def create_group(
     )
     members = [Member(conversation.id, owner_id, MemberRole.OWNER, now)]
     members += [Member(conversation.id, u, MemberRole.MEMBER, now) for u in others]
+    ids = tuple(m.user_id for m in members)
     with deps.uow() as uow:
         uow.chat.add_conversation(conversation, members)
-        uow.commit()
-    ids = tuple(m.user_id for m in members)
-    return Outcome(conversation, (MembershipChanged(conversation.id, added=ids, member_ids=ids),))
+        events = _commit(uow, MembershipChanged(conversation.id, added=ids, member_ids=ids))
+    return Outcome(conversation, events)
 
 
 def _owned_group(repo: ChatRepository, conversation_id: str, user_id: str) -> Conversation:
@@ -753,11 +779,11 @@ def add_members(
         ]
         for m in added:
             repo.put_member(m)
-        uow.commit()
-    event = MembershipChanged(
-        conversation_id, added=tuple(new_ids), member_ids=(*current, *new_ids)
-    )
-    return Outcome(added, (event,))
+        event = MembershipChanged(
+            conversation_id, added=tuple(new_ids), member_ids=(*current, *new_ids)
+        )
+        events = _commit(uow, event)
+    return Outcome(added, events)
 
 
 def remove_member(deps: Deps, owner_id: str, conversation_id: str, user_id: str) -> Outcome[None]:
@@ -776,10 +802,9 @@ def remove_member(deps: Deps, owner_id: str, conversation_id: str, user_id: str)
             raise errors.MemberNotFoundError()
         repo.delete_member(conversation_id, user_id)
         remaining = _member_ids(repo, conversation_id)
-        uow.commit()
-    return Outcome(
-        None, (MembershipChanged(conversation_id, removed=(user_id,), member_ids=remaining),)
-    )
+        event = MembershipChanged(conversation_id, removed=(user_id,), member_ids=remaining)
+        events = _commit(uow, event)
+    return Outcome(None, events)
 
 
 def leave(deps: Deps, user_id: str, conversation_id: str) -> Outcome[None]:
@@ -803,14 +828,14 @@ def leave(deps: Deps, user_id: str, conversation_id: str) -> Outcome[None]:
             heir.role = MemberRole.OWNER
             repo.put_member(heir)
             new_owner = heir.user_id
-        uow.commit()
-    event = MembershipChanged(
-        conversation_id,
-        removed=(user_id,),
-        new_owner_id=new_owner,
-        member_ids=tuple(m.user_id for m in remaining),
-    )
-    return Outcome(None, (event,))
+        event = MembershipChanged(
+            conversation_id,
+            removed=(user_id,),
+            new_owner_id=new_owner,
+            member_ids=tuple(m.user_id for m in remaining),
+        )
+        events = _commit(uow, event)
+    return Outcome(None, events)
 
 
 def list_members(deps: Deps, user_id: str, conversation_id: str) -> list[Member]:
@@ -878,6 +903,7 @@ def send_message(
     _check_client_id(client_message_id)
     _check_attachments(cfg, conversation_id, attachments)
     body = clean_text(text, cfg.max_text, allow_empty=bool(attachments))
+    _check_uploaded(deps, attachments)
 
     def existing() -> SendResult | None:
         if client_message_id is None:
@@ -916,13 +942,13 @@ def send_message(
                 reply_to=reply_to,
                 attachments=attachments,
             )
-            uow.commit()
+            events = _commit(uow, posted)
     except errors.DuplicateClientMessageError:
         # A concurrent resend won the conditional write: return what it stored.
         if (resent := existing()) is not None:
             return resent
         raise
-    return SendResult(message, created=True, events=(posted,))
+    return SendResult(message, created=True, events=events)
 
 
 def _own_message(
@@ -958,8 +984,8 @@ def edit_message(
         repo.save_message(message)
         _refresh_preview(deps.config, repo, message)
         members = _member_ids(repo, conversation_id)
-        uow.commit()
-    return Outcome(message, (MessageEdited(conversation_id, message_id, user_id, members, now),))
+        events = _commit(uow, MessageEdited(conversation_id, message_id, user_id, members, now))
+    return Outcome(message, events)
 
 
 def delete_message(
@@ -975,6 +1001,7 @@ def delete_message(
     with deps.uow() as uow:
         repo = uow.chat
         _, message = _own_message(repo, conversation_id, message_id, user_id)
+        uploaded = [a.key for a in message.attachments]
         message.text = ""
         message.attachments = []
         message.reactions = {}
@@ -982,8 +1009,10 @@ def delete_message(
         repo.save_message(message)
         _refresh_preview(deps.config, repo, message)
         members = _member_ids(repo, conversation_id)
-        uow.commit()
-    return Outcome(message, (MessageDeleted(conversation_id, message_id, user_id, members, now),))
+        events = _commit(uow, MessageDeleted(conversation_id, message_id, user_id, members, now))
+    if uploaded and deps.attachments is not None:
+        deps.attachments.delete(uploaded)  # after the commit: a failure leaves only orphans
+    return Outcome(message, events)
 
 
 def toggle_reaction(
@@ -1017,9 +1046,9 @@ def toggle_reaction(
                 del message.reactions[emoji]
         repo.save_message(message)
         members = _member_ids(repo, conversation_id)
-        uow.commit()
-    event = ReactionToggled(conversation_id, message_id, user_id, emoji, added, members)
-    return Outcome(message, (event,))
+        event = ReactionToggled(conversation_id, message_id, user_id, emoji, added, members)
+        events = _commit(uow, event)
+    return Outcome(message, events)
 
 
 def _move_receipt(
@@ -1041,8 +1070,8 @@ def _move_receipt(
             member.last_delivered_id = up_to  # read implies delivered
         repo.put_member(member)
         members = _member_ids(repo, conversation_id)
-        uow.commit()
-    return Outcome(member, (ReceiptMoved(conversation_id, user_id, kind, up_to, members),))
+        events = _commit(uow, ReceiptMoved(conversation_id, user_id, kind, up_to, members))
+    return Outcome(member, events)
 
 
 def mark_read(
@@ -1092,3 +1121,107 @@ def list_messages(
     if after is not None:
         return MessagePage(items, "after", has_more, items[-1].id if items else after)
     return MessagePage(items, "before", has_more, items[-1].id if has_more else None)
+
+
+# --- attachments ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    """Where and how a client uploads one attachment (a presigned POST)."""
+
+    attachment: Attachment
+    attachment_id: str
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime
+
+
+def _store(deps: Deps) -> AttachmentStore:
+    if deps.attachments is None:
+        raise errors.InvalidAttachmentError("attachments are not accepted here")
+    return deps.attachments
+
+
+def start_upload(
+    deps: Deps,
+    user_id: str,
+    conversation_id: str,
+    content_type: str,
+    size: int,
+    name: str | None = None,
+) -> UploadTicket:
+    """A member may upload one attachment of this type and exact size, for a while.
+
+    Raises:
+        InvalidAttachmentError, ConversationNotFoundError, BlockedError.
+    """
+    cfg = deps.config
+    attachment_id = deps.ids()
+    key = f"{cfg.attachment_prefix}/{conversation_id}/{attachment_id}"
+    clean_name = name.strip() if name is not None else None
+    attachment = Attachment(key, content_type, size, clean_name)
+    _check_attachments(cfg, conversation_id, [attachment])
+    store = _store(deps)
+    audience(deps, user_id, conversation_id)  # a member, and not blocked
+    url, fields = store.upload_form(key, content_type, size, cfg.upload_expiry_s)
+    expires = deps.clock() + timedelta(seconds=cfg.upload_expiry_s)
+    return UploadTicket(attachment, attachment_id, url, fields, expires)
+
+
+def download_url(
+    deps: Deps, user_id: str, conversation_id: str, attachment_id: str
+) -> tuple[str, datetime]:
+    """A member's expiring link to an uploaded attachment of the conversation.
+
+    Raises:
+        ConversationNotFoundError, AttachmentNotFoundError.
+    """
+    cfg = deps.config
+    store = _store(deps)
+    with deps.uow() as uow:
+        _membership(uow.chat, conversation_id, user_id)
+    if not _KEY_TAIL.fullmatch(attachment_id):
+        raise errors.AttachmentNotFoundError()
+    key = f"{cfg.attachment_prefix}/{conversation_id}/{attachment_id}"
+    if store.describe(key) is None:
+        raise errors.AttachmentNotFoundError()
+    url = store.download_url(key, None, cfg.download_expiry_s)
+    return url, deps.clock() + timedelta(seconds=cfg.download_expiry_s)
+
+
+# --- live delivery (the socket) ------------------------------------------------------------
+
+
+def record_undelivered(deps: Deps, event: MessageUndelivered) -> None:
+    """Put a ``message.undelivered`` event in the outbox: notifications take over from here."""
+    with deps.uow() as uow:
+        _commit(uow, event)
+
+
+def audience(deps: Deps, user_id: str, conversation_id: str) -> tuple[str, ...]:
+    """The members a member's ephemeral signal (typing, presence) goes to.
+
+    Raises:
+        ConversationNotFoundError: not a member; BlockedError: a block in a direct one.
+    """
+    with deps.uow() as uow:
+        repo = uow.chat
+        conversation = _membership(repo, conversation_id, user_id)
+        members = _member_ids(repo, conversation_id)
+        if conversation.kind is ConversationKind.DIRECT:
+            for other in members:
+                if other != user_id and _blocked_between(repo, user_id, other):
+                    raise errors.BlockedError("you cannot message this user")
+    return members
+
+
+def direct_contacts(deps: Deps, user_id: str, limit: int = 50) -> list[str]:
+    """The other members of the user's ``limit`` most recently active direct conversations."""
+    with deps.uow() as uow:
+        page = uow.chat.list_conversations(user_id, limit, None)
+    contacts: list[str] = []
+    for conversation, _ in page.items:
+        if conversation.kind is ConversationKind.DIRECT and conversation.direct_key:
+            contacts += [u for u in conversation.direct_key.split("#") if u != user_id]
+    return list(dict.fromkeys(contacts))

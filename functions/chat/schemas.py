@@ -15,7 +15,7 @@ from functions.chat.domain import (
     Message,
     MessagePreview,
 )
-from functions.chat.logic import ConversationSummary, MessagePage
+from functions.chat.logic import ConversationSummary, MessagePage, UploadTicket
 from lwm_core.web import StrictModel
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -39,6 +39,47 @@ class AttachmentIn(StrictModel):
 
     def to_domain(self) -> Attachment:
         return Attachment(self.key, self.content_type, self.size, self.name)
+
+
+class AttachmentOut(BaseModel):
+    key: str
+    content_type: str
+    size: int
+    name: str | None
+
+
+class UploadIn(StrictModel):
+    content_type: Annotated[str, StringConstraints(min_length=3, max_length=100)]
+    size: StrictInt = Field(ge=1, description="The exact size in bytes of the file to upload")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class UploadFormOut(BaseModel):
+    url: str = Field(description="POST a multipart form here: the fields, then `file`")
+    fields: dict[str, str]
+    expires_at: datetime
+
+
+class UploadOut(BaseModel):
+    attachment_id: str
+    attachment: AttachmentOut = Field(description="Send this in a message's `attachments`")
+    upload: UploadFormOut
+
+    @classmethod
+    def from_domain(cls, t: UploadTicket) -> UploadOut:
+        a = t.attachment
+        return cls(
+            attachment_id=t.attachment_id,
+            attachment=AttachmentOut(
+                key=a.key, content_type=a.content_type, size=a.size, name=a.name
+            ),
+            upload=UploadFormOut(url=t.url, fields=t.fields, expires_at=t.expires_at),
+        )
+
+
+class DownloadOut(BaseModel):
+    url: str = Field(description="GET it before `expires_at`")
+    expires_at: datetime
 
 
 class MessageIn(StrictModel):
@@ -78,13 +119,6 @@ class MembersIn(StrictModel):
 class SettingsIn(StrictModel):
     open_to_all: StrictBool | None = None
     request_ttl_days: StrictInt | None = Field(None, ge=1, le=30)
-
-
-class AttachmentOut(BaseModel):
-    key: str
-    content_type: str
-    size: int
-    name: str | None
 
 
 class ChatMessageOut(BaseModel):

@@ -1,19 +1,15 @@
-"""Wiring of the chat service: settings and adapters, built once per sandbox (lazily)."""
+"""Wiring of the chat functions: settings and adapters, built once per sandbox (lazily)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING
 
-from functions.chat.domain import Event
 from functions.chat.logic import Deps
 
 if TYPE_CHECKING:
+    from functions.chat.delivery import Delivery
     from functions.chat.settings import ChatFunctionSettings
-    from lwm_core.events import EventPublisher
-
-EVENT_SOURCE = "lwm.chat"
 
 
 @cache
@@ -26,22 +22,19 @@ def settings() -> ChatFunctionSettings:
 
 @cache
 def deps() -> Deps:
-    """The chat logic's collaborators, real adapters (DynamoDB)."""
+    """The chat logic's collaborators, real adapters (DynamoDB, S3)."""
+    from functions.chat.attachments import S3AttachmentStore
     from functions.chat.data import DynamoChatUow, bind_table
 
     s = settings()
     bind_table(s.chat_table, s.aws_region, s.aws_endpoint_url)
-    return Deps(uow=DynamoChatUow)
+    return Deps(uow=DynamoChatUow, attachments=S3AttachmentStore(s.attachments_bucket))
 
 
 @cache
-def publisher() -> EventPublisher:
-    from lwm_core.events import EventPublisher
+def delivery() -> Delivery:
+    """Live delivery to members' devices over the WebSocket API."""
+    from functions.chat.delivery import Delivery
+    from lwm_core.push import sandbox_pusher
 
-    return EventPublisher(EVENT_SOURCE, settings().event_bus)
-
-
-def publish(events: Sequence[Event]) -> None:
-    """Publish committed domain events to the platform bus (moderation, notifications)."""
-    if events:
-        publisher().publish(events)
+    return Delivery(deps(), sandbox_pusher())

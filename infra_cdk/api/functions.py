@@ -48,7 +48,7 @@ class FunctionsConstruct(Construct):
         self._data = data
         self._layers = list(layers)
         self._resolver = resolver
-        self._grants = AccessGrants(
+        self.grants = self._grants = AccessGrants(
             self, "Grants", config=config, platform=platform, data=data, websocket=websocket
         )
         # Functions that use the database also ship every service's Alembic scripts,
@@ -104,12 +104,16 @@ class FunctionsConstruct(Construct):
             "dependency layer is built for this version; change LAMBDA_RUNTIME in "
             "infra_cdk/config.py to move.",
         )
-        acknowledge(
-            role,
-            "IAM5[Resource::*]",
+        reason = (
             "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support "
-            "no resource-level permissions.",
+            "no resource-level permissions."
         )
+        if any(stream.function == fn.name for stream in self._platform.streams):
+            reason += (
+                " Its table stream event source mapping needs dynamodb:ListStreams, which "
+                "supports none either (the stream reads name the one stream)."
+            )
+        acknowledge(role, "IAM5[Resource::*]", reason)
 
     def _build_role(self, scope: Construct, fn: Function) -> iam.Role:
         # An own role instead of AWSLambdaBasicExecutionRole: log writes are granted on the

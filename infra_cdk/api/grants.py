@@ -16,12 +16,12 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from blueprint.model import Access, Platform
+from blueprint.model import Access, Platform, TableStream
 from infra_cdk.api.websocket_api import WebSocketApiConstruct
 from infra_cdk.config import StageConfig
 from infra_cdk.data.buckets import bucket_export
 from infra_cdk.data.stack import DataStack
-from infra_cdk.data.tables import table_name
+from infra_cdk.data.tables import table_export, table_name
 from infra_cdk.nag import acknowledge
 
 _SIGN_ACTIONS = {
@@ -74,6 +74,10 @@ class AccessGrants(Construct):
                 table_name=table_name(config, t),
                 encryption_key=data.data_key,
                 global_indexes=[index.name for index in t.indexes],
+                # Rendered only where a stream consumer uses it (TableStreamsConstruct).
+                table_stream_arn=(
+                    Fn.import_value(table_export(config, t, "stream-arn")) if t.stream else None
+                ),
             )
             for t in platform.tables
         }
@@ -104,6 +108,20 @@ class AccessGrants(Construct):
         if access.kind not in handlers:
             raise UnsupportedAccessError(f"no grant for access kind {access.kind!r}")
         handlers[access.kind](access, function)
+
+    def grant_stream_read(self, stream: TableStream, function: lambda_.Function) -> None:
+        """What the event source mapping of ``stream`` needs of ``function``'s role.
+
+        ``Table.grant_stream_read``: ``DescribeStream``, ``GetRecords`` and
+        ``GetShardIterator`` on that table's stream, ``kms:Decrypt`` and
+        ``DescribeKey`` on the data key, and ``dynamodb:ListStreams``, which has no
+        resource-level permission (acknowledged with X-Ray's ``Resource::*`` in
+        ``FunctionsConstruct``). Sending to the on-failure queue is granted by the
+        mapping's destination; its data-key actions are acknowledged here.
+        """
+        self.tables[stream.table].grant_stream_read(function)
+        if stream.on_failure_queue is not None:
+            self._acknowledge_kms_write(function)
 
     def _grant_table(self, access: Access, function: lambda_.Function) -> None:
         table = self.tables[access.name]

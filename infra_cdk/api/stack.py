@@ -14,6 +14,7 @@ from infra_cdk.api.layers import LayersConstruct
 from infra_cdk.api.migrations import MigrationsConstruct
 from infra_cdk.api.resolver import CdkResolver
 from infra_cdk.api.schedules import SchedulesConstruct
+from infra_cdk.api.streams import TableStreamsConstruct
 from infra_cdk.api.websocket_api import WebSocketApiConstruct
 from infra_cdk.config import StageConfig
 from infra_cdk.data.stack import DataStack
@@ -21,7 +22,7 @@ from infra_cdk.data.stack import DataStack
 
 class ApiStack(Stack):
     """``Lwm-<stage>-Api``: layers, one function per declaration, the HTTP and WebSocket APIs,
-    the migrator."""
+    the table stream mappings, the migrator."""
 
     def __init__(
         self,
@@ -45,7 +46,7 @@ class ApiStack(Stack):
             if platform.websocket is not None
             else None
         )
-        self.functions = FunctionsConstruct(
+        functions = FunctionsConstruct(
             self,
             "Functions",
             config=config,
@@ -59,12 +60,21 @@ class ApiStack(Stack):
                 websocket_management_url=self.websocket.management_url if self.websocket else None,
             ),
             websocket=self.websocket,
-        ).functions
+        )
+        self.functions = functions.functions
         self.http.add_routes(platform.routes(), self.functions)
         if self.websocket is not None:
             self.websocket.add_routes(self.functions)
         SchedulesConstruct(
             self, "Schedules", config=config, schedules=platform.schedules, functions=self.functions
+        )
+        self.streams = TableStreamsConstruct(
+            self,
+            "Streams",
+            streams=platform.streams,
+            data=data,
+            functions=self.functions,
+            grants=functions.grants,
         )
         if migrator is not None:
             fn = platform.function(migrator)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from aws_cdk import Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -27,13 +28,24 @@ def table_name(config: StageConfig, table: Table) -> str:
     return f"{config.prefix}-{table.name}"
 
 
+def table_export(config: StageConfig, table: Table, attribute: str) -> str:
+    """The export name of a table attribute, e.g. ``lwm-dev-table-chat-stream-arn``.
+
+    Only the stream ARN is exported: it carries the stream's creation label
+    (``.../stream/2026-12-02T03:20:05.123``), which no name alone can give, and
+    the Api stack's event source mappings and stream read grants need it.
+    """
+    return f"{config.prefix}-table-{table.name}-{attribute}"
+
+
 class TablesConstruct(Construct):
     """On-demand tables encrypted with the data key, PITR on, TTL, GSIs and streams as declared.
 
     ``dynamodb.Table`` rather than ``TableV2``: a TableV2 with a customer-managed
     key cannot be rendered in an environment-agnostic stack, and synth is offline.
     Tables have fixed names (``lwm-<stage>-<name>``) so the Api stack can refer to
-    them by name, without a cross-stack reference per table.
+    them by name, without a cross-stack reference per table; a table with a stream
+    also exports its stream ARN (:func:`table_export`) for the stream consumers.
     """
 
     def __init__(
@@ -46,9 +58,17 @@ class TablesConstruct(Construct):
         key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
+        declared = list(tables)
         self.tables: dict[str, dynamodb.Table] = {
-            t.name: self._build_table(t, config, key) for t in tables
+            t.name: self._build_table(t, config, key) for t in declared
         }
+        for table in declared:
+            if table.stream:
+                stream_arn = self.tables[table.name].table_stream_arn
+                assert stream_arn is not None  # the table was built with its stream
+                Stack.of(self).export_value(
+                    stream_arn, name=table_export(config, table, "stream-arn")
+                )
 
     def _build_table(self, table: Table, config: StageConfig, key: kms.IKey) -> dynamodb.Table:
         resource = dynamodb.Table(

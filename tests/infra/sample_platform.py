@@ -22,6 +22,7 @@ from blueprint.model import (
     Service,
     SigningKey,
     Table,
+    TableStream,
     public,
     role,
     user,
@@ -78,6 +79,23 @@ SAMPLE = Service(
     ),
 )
 
+# A second kind of stream consumer: from the latest record, no failure queue, a batching
+# window, two filters (either matches), no bisecting.
+LEDGER_STREAM = TableStream(
+    table=EVENTS_TABLE.name,
+    function=WORKER.name,
+    filters=(
+        {"eventName": ["REMOVE"]},
+        {"dynamodb": {"NewImage": {"kind": {"S": [{"anything-but": ["draft"]}]}}}},
+    ),
+    batch_size=25,
+    batching_window_s=5,
+    retry_attempts=3,
+    max_record_age_s=3600,
+    bisect_on_error=False,
+    starting_position="LATEST",
+)
+
 SAMPLE_PLATFORM = Platform(
     services=(*PLATFORM.services, SAMPLE),
     workers=(*PLATFORM.workers, WORKER),
@@ -98,5 +116,6 @@ SAMPLE_PLATFORM = Platform(
         *PLATFORM.schedules,
         Schedule("nightly-digest", "cron(0 3 * * ? *)", WORKER.name, {"kind": "digest"}),
     ),
+    streams=(*PLATFORM.streams, LEDGER_STREAM),
     websocket=PLATFORM.websocket,
 )

@@ -13,6 +13,7 @@ from blueprint.model import Auth, HttpMethod, Platform, Route
 from blueprint.platform import PLATFORM
 from local_runtime.gateway import RouteTable
 from local_runtime.openapi import load_app
+from local_runtime.streams import EventSourceMapping, event_source_mappings
 
 from . import cfn
 from .conftest import Synthesis
@@ -311,6 +312,57 @@ def test_every_schedule_targets_its_function(synth: Synthesis) -> None:
         (statement,) = cfn.role_statements(synth.api_json, role_id)
         assert statement["Action"] == "lambda:InvokeFunction"
         assert cfn.target(statement["Resource"]) == function_ids[schedule.function]
+
+
+def _deployed_mapping(synth: Synthesis, name: str) -> dict[str, Any]:
+    mapping = synth.api.streams.mappings[name]
+    resources = cfn.resources(synth.api_json, "AWS::Lambda::EventSourceMapping")
+    return cfn.props(resources[cfn.logical_id(mapping)])
+
+
+def _local_properties(mapping: EventSourceMapping) -> dict[str, Any]:
+    """What the local poller runs, in the deployed mapping's property names."""
+    out: dict[str, Any] = {
+        "StartingPosition": mapping.starting_position,
+        "BatchSize": mapping.batch_size,
+        "MaximumBatchingWindowInSeconds": mapping.maximum_batching_window_s,
+        "MaximumRetryAttempts": mapping.maximum_retry_attempts,
+        "MaximumRecordAgeInSeconds": mapping.maximum_record_age_s,
+        "BisectBatchOnFunctionError": mapping.bisect_batch_on_function_error,
+        "FunctionResponseTypes": list(mapping.function_response_types),
+        "ParallelizationFactor": mapping.parallelization_factor,
+    }
+    if mapping.filter_patterns:
+        out["FilterCriteria"] = [json.loads(p) for p in mapping.filter_patterns]
+    return out
+
+
+def test_local_stream_poller_runs_what_is_deployed(synth: Synthesis) -> None:
+    # Given the mappings the local poller runs for the declaration
+    local = {m.name: m for m in event_source_mappings(synth.platform)}
+    # Then they are the deployed ones: the same streams, no more, no less
+    assert set(local) == {s.name for s in synth.platform.streams} == set(synth.api.streams.mappings)
+    function_ids = _function_ids(synth)
+    exports = cfn.exports(synth.data_json)
+    for name, mapping in local.items():
+        deployed = _deployed_mapping(synth, name)
+        # on the same table's stream, into the same function, failures to the same queue
+        (stream_export,) = cfn.imported_names(deployed["EventSourceArn"])
+        assert exports[stream_export] == cfn.logical_id(synth.data.tables.tables[mapping.table])
+        assert cfn.target(deployed["FunctionName"]) == function_ids[mapping.function]
+        destination = deployed.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        queues = synth.data.queues.queues
+        assert (exports[next(iter(cfn.imported_names(destination)))] if destination else None) == (
+            cfn.logical_id(queues[mapping.on_failure_queue]) if mapping.on_failure_queue else None
+        ), name
+        # with the same batching, retries, filters and partial batch responses
+        compared = {k: deployed.get(k) for k in _local_properties(mapping)}
+        if "FilterCriteria" in compared:
+            compared["FilterCriteria"] = [
+                json.loads(f["Pattern"]) for f in deployed["FilterCriteria"]["Filters"]
+            ]
+        assert compared == _local_properties(mapping), name
+        assert "FilterCriteria" in deployed or not mapping.filter_patterns, name
 
 
 # --- served locally ------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings
 from blueprint.environment import environment_for, static_environment
 from blueprint.model import Function, Platform
 from blueprint.platform import PLATFORM
-from functions.chat.settings import ChatFunctionSettings
+from functions.chat.search_settings import ChatSearchIndexerSettings, ChatSearchSettings
+from functions.chat.settings import ChatEventsSettings, ChatFunctionSettings
 from functions.users.settings import UsersSettings
 from infra_cdk.api.resolver import CdkResolver
 from local_runtime.aws import Provisioned
@@ -41,6 +42,10 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "ws-authorizer": AuthorizerSettings,
     "ws-connections": ConnectionsSettings,
     "ws-default": PushSettings,
+    "chat-socket": ChatFunctionSettings,
+    "chat-events": ChatEventsSettings,
+    "chat-search": ChatSearchSettings,
+    "chat-search-indexer": ChatSearchIndexerSettings,
 }
 
 

@@ -18,6 +18,10 @@ pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 
 # X-Ray's write actions support no resource-level permission (nag IAM5[Resource::*] says why).
 XRAY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+# Neither does dynamodb:ListStreams, which a table stream's event source mapping needs
+# (test_streams.py checks that only stream consumers have it).
+LIST_STREAMS = "dynamodb:ListStreams"
+UNSCOPED_ACTIONS = XRAY_ACTIONS | {LIST_STREAMS}
 # The CDK grant_* action groups the nag acknowledgments in infra_cdk/api/grants.py explain.
 ACKNOWLEDGED_ACTION_GROUPS = frozenset(
     {"kms:GenerateDataKey*", "kms:ReEncrypt*", "s3:GetObject*", "s3:GetBucket*", "s3:List*"}
@@ -86,11 +90,11 @@ def test_resource_star_is_only_for_xray(synth: Synthesis) -> None:
     for where, statement in _all_statements(synth):
         actions = {str(a) for a in cfn.as_list(statement.get("Action"))}
         resources = [cfn.flatten(r) for r in cfn.as_list(statement.get("Resource"))]
-        # Then `Resource: *` only carries X-Ray's actions, which have no resource scoping
-        if "*" in resources and not actions <= XRAY_ACTIONS:
-            problems.append(f"{where}: {sorted(actions - XRAY_ACTIONS)} on Resource *")
+        # Then `Resource: *` only carries X-Ray's actions and ListStreams (no resource scoping)
+        if "*" in resources and not actions <= UNSCOPED_ACTIONS:
+            problems.append(f"{where}: {sorted(actions - UNSCOPED_ACTIONS)} on Resource *")
         # and a data action names its resource: a wildcard may only pick the resource's parts
-        if any(a.split(":")[0] in DATA_SERVICES for a in actions):
+        if any(a.split(":")[0] in DATA_SERVICES for a in actions - UNSCOPED_ACTIONS):
             for resource in resources:
                 named = next(
                     (resource[: -len(s)] for s in _NAMED_SUFFIXES if resource.endswith(s)), resource
@@ -156,7 +160,7 @@ def _reached(synth: Synthesis, statements: list[dict[str, Any]]) -> dict[str, se
     for statement in statements:
         assert statement.get("Effect") == "Allow", statement
         actions = {str(a) for a in cfn.as_list(statement.get("Action"))}
-        if actions <= XRAY_ACTIONS:
+        if actions <= UNSCOPED_ACTIONS:
             continue
         for resource in cfn.as_list(statement.get("Resource")):
             keys = {f"table:{m}" for m in re.findall(r":table/([a-z0-9-]+)", cfn.flatten(resource))}
@@ -201,6 +205,15 @@ def _expected(synth: Synthesis, fn: Function) -> dict[str, Access | None]:
     # The data key encrypts tables, buckets, queues and secrets (the database secret too).
     if any(a.kind in {"table", "bucket", "queue", "secret", "database"} for a in fn.access):
         out[cfn.logical_id(data.data_key)] = None
+    # A stream consumer reads its table's stream (the table's StreamArn, imported) and
+    # sends to its failure queue, both encrypted with the data key (test_streams.py
+    # checks the actions).
+    for stream in synth.platform.streams:
+        if stream.function == fn.name:
+            out[cfn.logical_id(data.tables.tables[stream.table])] = None
+            out[cfn.logical_id(data.data_key)] = None
+            if stream.on_failure_queue is not None:
+                out[cfn.logical_id(data.queues.queues[stream.on_failure_queue])] = None
     return out
 
 

@@ -7,7 +7,10 @@ Two kinds of item share the ``connections`` table:
 * ``USER#<user id>`` holds the set of the user's open connection ids (and
   expires two hours after the user's latest connect).
 
-``$connect`` writes both, ``$disconnect`` removes both. A push to many users
+``$connect`` writes both, ``$disconnect`` removes both. The ``USER#`` item also
+names the connections whose client said it is away (``setPresence``), so a
+user's presence is one read: offline without a connection, online when any
+connection is not away, else away. A push to many users
 reads their ``USER#`` items with one ``BatchGetItem`` per 100 users, so the
 AWS calls of a fan-out do not grow with the number of recipients beyond that.
 An id whose ``$disconnect`` never ran stays in the set until a push finds it
@@ -27,6 +30,7 @@ from lwm_core.dynamo import LwmModel
 MAX_CONNECTION_S = 2 * 3600  # API Gateway closes a WebSocket after 2 hours
 EXPIRY_MARGIN_S = 300
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 
 
 class ConnectionItem(LwmModel):
@@ -39,6 +43,7 @@ class ConnectionItem(LwmModel):
     user_id = UnicodeAttribute(null=True)  # CONN# items
     connected_at = NumberAttribute(null=True)  # CONN# items
     devices = UnicodeSetAttribute(null=True)  # USER# items: open connection ids
+    away = UnicodeSetAttribute(null=True)  # USER# items: connections whose client is away
     expires_at = NumberAttribute(null=True)
 
 
@@ -95,8 +100,38 @@ class DynamoConnectionStore:
         ConnectionItem(_conn(connection_id)).delete()
         if user_id:
             ConnectionItem(_user(user_id)).update(
-                actions=[ConnectionItem.devices.delete({connection_id})]
+                actions=[
+                    ConnectionItem.devices.delete({connection_id}),
+                    ConnectionItem.away.delete({connection_id}),
+                ]
             )
+
+    def set_away(self, connection_id: str, user_id: str, away: bool) -> bool:
+        """Mark one open connection of ``user_id`` away (or back); False if it is not open."""
+        from pynamodb.exceptions import UpdateError
+
+        change = ConnectionItem.away.add if away else ConnectionItem.away.delete
+        try:
+            ConnectionItem(_user(user_id)).update(
+                actions=[change({connection_id})],
+                condition=ConnectionItem.devices.contains(connection_id),
+            )
+        except UpdateError as e:
+            if e.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def presence(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """``online``, ``away`` or ``offline`` for each user, read in batches of 100."""
+        status = dict.fromkeys(user_ids, OFFLINE)
+        for user_id, item in self._user_items(status):
+            devices = set(item.devices or ())
+            if devices - set(item.away or ()):
+                status[user_id] = ONLINE
+            elif devices:
+                status[user_id] = AWAY
+        return status
 
     def of_user(self, user_id: str) -> list[Connection]:
         """Every open connection of ``user_id`` (every device)."""
@@ -104,6 +139,11 @@ class DynamoConnectionStore:
 
     def of_users(self, user_ids: Iterable[str]) -> Iterator[Connection]:
         """Every open connection of every user, read in batches of 100 users."""
+        for user_id, item in self._user_items(user_ids):
+            for connection_id in sorted(item.devices or ()):
+                yield Connection(connection_id, user_id, 0)
+
+    def _user_items(self, user_ids: Iterable[str]) -> Iterator[tuple[str, ConnectionItem]]:
         users = list(dict.fromkeys(user_ids))
         now = time.time()
         for start in range(0, len(users), BATCH_GET_LIMIT):
@@ -111,6 +151,4 @@ class DynamoConnectionStore:
             for item in ConnectionItem.batch_get(keys):
                 if (item.expires_at or 0) <= now:  # nobody connected for two hours
                     continue
-                user_id = item.pk.removeprefix("USER#")
-                for connection_id in sorted(item.devices or ()):
-                    yield Connection(connection_id, user_id, 0)
+                yield item.pk.removeprefix("USER#"), item

@@ -1,11 +1,10 @@
 """Domain events onto the platform's EventBridge bus (moderation, notifications, analytics).
 
-A service publishes the events its logic returned, after the commit that made
-them true. Each event becomes one entry: ``Source`` names the service
-(``lwm.chat``), ``DetailType`` the event (``MessagePosted``) and ``Detail`` its
-fields as JSON (times in ISO 8601 UTC). Entries go in batches of 10, the
-``PutEvents`` limit; an entry EventBridge refuses raises, so the caller's
-retry (or its queue's redrive) publishes again.
+Services write their events to an outbox with the change itself and relay
+them from the table's stream (``lwm_core.outbox``). Each event becomes one
+entry: ``Source`` names the service (``lwm.chat``), ``DetailType`` the event
+(``message.posted``) and ``Detail`` its fields as JSON (times in ISO 8601
+UTC). Entries go in batches of 10, the ``PutEvents`` limit.
 """
 
 from __future__ import annotations
@@ -34,16 +33,26 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def entry(source: str, bus: str, event: Any) -> dict[str, str]:
-    """The ``PutEvents`` entry of one dataclass event."""
+def serialize(event: Any, *, event_id: str | None = None) -> tuple[str, str]:
+    """``(DetailType, Detail)`` of one dataclass event and its fields as JSON.
+
+    The DetailType is the event class's ``detail_type`` (e.g. ``message.posted``),
+    else its name. Class variables are not fields, so they stay out of the Detail.
+
+    ``event_id``, when given, is added to the fields (consumers drop repeats by it).
+    """
     is_instance = dataclasses.is_dataclass(event) and not isinstance(event, type)
     detail = dataclasses.asdict(event) if is_instance else dict(event)
-    return {
-        "Source": source,
-        "DetailType": type(event).__name__,
-        "Detail": json.dumps(detail, default=_jsonable, separators=(",", ":")),
-        "EventBusName": bus,
-    }
+    if event_id is not None:
+        detail["event_id"] = event_id
+    detail_type = str(getattr(type(event), "detail_type", type(event).__name__))
+    return detail_type, json.dumps(detail, default=_jsonable, separators=(",", ":"))
+
+
+def entry(source: str, bus: str, event: Any) -> dict[str, str]:
+    """The ``PutEvents`` entry of one dataclass event."""
+    detail_type, detail = serialize(event)
+    return {"Source": source, "DetailType": detail_type, "Detail": detail, "EventBusName": bus}
 
 
 class EventPublisher:
@@ -73,8 +82,21 @@ class EventPublisher:
         entries = [entry(self.source, self.bus, e) for e in events]
         for start in range(0, len(entries), PUT_EVENTS_LIMIT):
             batch = entries[start : start + PUT_EVENTS_LIMIT]
-            answer = self.client.put_events(Entries=batch)
-            if answer.get("FailedEntryCount"):
-                failed = [e for e in answer.get("Entries", []) if e.get("ErrorCode")]
-                raise PublishError(f"EventBridge refused {len(failed)} of {len(batch)}: {failed}")
+            if failed := self.put_entries(batch):
+                raise PublishError(f"EventBridge refused {len(failed)} of {len(batch)} entries")
         return len(entries)
+
+    def put_entries(self, batch: list[dict[str, str]]) -> list[int]:
+        """One ``PutEvents`` call (at most 10 entries); the indexes of refused entries.
+
+        A call that fails as a whole refuses every entry.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self.client.put_events(Entries=batch)
+        except (BotoCoreError, ClientError):
+            return list(range(len(batch)))
+        if not answer.get("FailedEntryCount"):
+            return []
+        return [i for i, e in enumerate(answer.get("Entries", [])) if e.get("ErrorCode")]

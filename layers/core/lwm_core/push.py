@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Protocol
 
 from lwm_core.connections import Connection
@@ -120,3 +121,17 @@ class Pusher:
             return False
         result.delivered.append(connection_id)
         return True
+
+
+@cache
+def sandbox_pusher() -> Pusher:
+    """The sandbox's pusher, from its environment (``PushSettings``), built once."""
+    from lwm_core.aws import client
+    from lwm_core.connections import ConnectionItem, DynamoConnectionStore
+    from lwm_core.dynamo import bind
+    from lwm_core.settings import PushSettings
+
+    settings = PushSettings()
+    bind(ConnectionItem, settings.connections_table, settings.aws_region, settings.aws_endpoint_url)
+    management = client("apigatewaymanagementapi", endpoint_url=settings.management_url)
+    return Pusher(management, DynamoConnectionStore())

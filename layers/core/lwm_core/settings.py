@@ -65,3 +65,15 @@ class MailSettings(_Base):
     """The sender address of platform email (an SES verified identity)."""
 
     mail_from: str = Field("no-reply@linkwithmentor.local", validation_alias=c.ENV_MAIL_FROM)
+
+
+class ConnectionsSettings(CoreSettings):
+    """Functions that read or write the WebSocket connection records."""
+
+    connections_table: str = Field(validation_alias=c.ENV_TABLE_PREFIX + "CONNECTIONS")
+
+
+class PushSettings(ConnectionsSettings):
+    """Functions that also post to connections through ``@connections``."""
+
+    management_url: str = Field(validation_alias=c.ENV_WS_MANAGEMENT_URL)

@@ -22,6 +22,7 @@ before a commit, to exercise races. ``test_fakes.py`` pins these semantics.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from functions.chat.domain import (
     ChatSettings,
     Conversation,
     ConversationKind,
+    Event,
     Member,
     MentorshipRequest,
     Message,
@@ -42,6 +44,7 @@ from functions.chat.domain import (
     pair_key,
 )
 from lwm_core.pagination import Page, decode_cursor, encode_cursor
+from lwm_core.push import PushResult
 
 
 @dataclass
@@ -58,6 +61,8 @@ class InMemoryChatDatabase:
     pending: dict[tuple[str, str], str] = field(default_factory=dict)
     direct: dict[str, str] = field(default_factory=dict)
     client_ids: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    # the outbox: events committed with their change, by event id (commit order)
+    outbox: dict[int, Event] = field(default_factory=dict)
 
     def snapshot(self) -> InMemoryChatDatabase:
         return copy.deepcopy(self)
@@ -65,6 +70,8 @@ class InMemoryChatDatabase:
     def tables(self) -> dict[str, dict[Any, Any]]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+
+_event_ids = itertools.count(1)  # outbox keys, unique across units of work
 
 _UNIQUE: dict[str, Callable[[], Exception]] = {
     "pending": lambda: errors.RequestPendingError("a request to this mentor is already pending"),
@@ -78,6 +85,10 @@ class InMemoryChatRepository:
 
     def __init__(self, data: InMemoryChatDatabase) -> None:
         self._d = data
+
+    def record(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self._d.outbox[next(_event_ids)] = event
 
     # --- settings and blocks
     def get_settings(self, user_id: str) -> ChatSettings | None:
@@ -365,11 +376,19 @@ class FakeWorld:
     ids: SequentialIds = field(default_factory=SequentialIds)
     config: logic.Config = field(default_factory=logic.Config)
     uows: FakeUowFactory = field(init=False)
+    attachments: FakeAttachmentStore = field(init=False)
     deps: logic.Deps = field(init=False)
 
     def __post_init__(self) -> None:
         self.uows = FakeUowFactory(self.db)
-        self.deps = logic.Deps(uow=self.uows, clock=self.clock, ids=self.ids, config=self.config)
+        self.attachments = FakeAttachmentStore()
+        self.deps = logic.Deps(
+            uow=self.uows,
+            attachments=self.attachments,
+            clock=self.clock,
+            ids=self.ids,
+            config=self.config,
+        )
 
     def member(self, conversation_id: str, user_id: str) -> Member | None:
         """The committed membership of ``user_id``."""
@@ -381,3 +400,63 @@ class FakeWorld:
             (m for (cid, _), m in self.db.messages.items() if cid == conversation_id),
             key=lambda m: m.id,
         )
+
+
+class FakePusher:
+    """``lwm_core.push.Pusher`` over a map of who is connected: records every frame sent.
+
+    ``devices``: user id -> connection ids (absent users are offline).
+    """
+
+    def __init__(self, devices: dict[str, list[str]] | None = None) -> None:
+        self.devices = devices if devices is not None else {}
+        self.sent: list[tuple[str, dict[str, Any]]] = []  # (connection id, frame)
+
+    def to_connection(self, connection_id: str, payload: Any) -> bool:
+        self.sent.append((connection_id, payload))
+        return True
+
+    def to_users(self, user_ids: Any, payload: Any, *, exclude: Any = ()) -> PushResult:
+        users = list(dict.fromkeys(user_ids))
+        result = PushResult()
+        for user in users:
+            for connection in self.devices.get(user, []):
+                if connection not in set(exclude):
+                    self.sent.append((connection, payload))
+                    result.delivered.append(connection)
+        reached = {u for u in users if set(self.devices.get(u, [])) - set(exclude)}
+        result.unreachable = set(users) - reached
+        return result
+
+    def frames(self, connection_id: str) -> list[dict[str, Any]]:
+        return [f for c, f in self.sent if c == connection_id]
+
+
+class FakeAttachmentStore:
+    """``AttachmentStore`` in memory: ``upload`` plays the client's POST to the form."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[int, str]] = {}
+        self.forms: dict[str, tuple[str, int]] = {}  # key -> (content type, size) allowed
+
+    def upload_form(
+        self, key: str, content_type: str, size: int, expires_s: int
+    ) -> tuple[str, dict[str, str]]:
+        self.forms[key] = (content_type, size)
+        return "https://uploads.test/", {"key": key, "Content-Type": content_type}
+
+    def upload(self, key: str, data: bytes, content_type: str) -> None:
+        """What S3 does with a POST to the form: refuse anything the policy does not allow."""
+        if self.forms.get(key) != (content_type, len(data)):
+            raise PermissionError("the form's policy refuses this upload")
+        self.objects[key] = (len(data), content_type)
+
+    def describe(self, key: str) -> tuple[int, str] | None:
+        return self.objects.get(key)
+
+    def download_url(self, key: str, filename: str | None, expires_s: int) -> str:
+        return f"https://downloads.test/{key}?expires={expires_s}"
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.objects.pop(key, None)

@@ -1,4 +1,4 @@
-"""The chat REST routes over the logic and its fakes: shapes, status codes, published events."""
+"""The chat REST routes over the logic and its fakes: shapes, status codes, events, pushes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 
 from functions.chat import api
 from functions.chat import service as svc
+from functions.chat.delivery import Delivery
 from lwm_core.web import Principal, current_principal
 
-from .fakes import FakeWorld
+from .fakes import FakePusher, FakeWorld
 
 
 class Caller:
@@ -26,10 +27,17 @@ class Caller:
 
 
 @pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    events: list[Any] = []
-    monkeypatch.setattr(svc, "publish", lambda batch: events.extend(batch))
-    return events
+def pusher(monkeypatch: pytest.MonkeyPatch, world: FakeWorld) -> FakePusher:
+    """Live delivery through the real ``Delivery`` onto a fake ``@connections``."""
+    fake = FakePusher({"ada": ["ada-phone"], "ben": ["ben-laptop"]})
+    delivery = Delivery(world.deps, fake)  # type: ignore[arg-type]
+    monkeypatch.setattr(svc, "delivery", lambda: delivery)
+    return fake
+
+
+def committed_events(world: FakeWorld) -> list[Any]:
+    """The events committed to the outbox, in order (the bus is fed from it)."""
+    return [world.db.outbox[k] for k in sorted(world.db.outbox)]
 
 
 @pytest.fixture
@@ -42,7 +50,7 @@ def caller(world: FakeWorld) -> Iterator[Caller]:
 
 
 @pytest.fixture
-async def client(caller: Caller, published: list[Any]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(caller: Caller, pusher: FakePusher) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=api.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://chat.test") as c:
         yield c
@@ -60,7 +68,7 @@ async def _request_and_accept(client: httpx.AsyncClient, caller: Caller) -> dict
 
 
 async def test_a_request_accepted_opens_the_conversation_with_its_message(
-    client: httpx.AsyncClient, caller: Caller, published: list[Any]
+    client: httpx.AsyncClient, caller: Caller, world: FakeWorld, pusher: FakePusher
 ) -> None:
     # When Ada asks Ben and Ben accepts
     accepted = await _request_and_accept(client, caller)
@@ -68,9 +76,15 @@ async def test_a_request_accepted_opens_the_conversation_with_its_message(
     assert accepted["request"]["status"] == "accepted"
     assert accepted["message"]["author_id"] == "ada"
     assert accepted["message"]["text"] == "Hi Ben"
-    # And the events were handed over for publishing
-    kinds = [type(e).__name__ for e in published]
-    assert "RequestSent" in kinds and "RequestAnswered" in kinds and "MessagePosted" in kinds
+    # And the events were committed to the outbox with the changes
+    kinds = [type(e).__name__ for e in committed_events(world)]
+    assert kinds == ["RequestSent", "RequestAnswered", "MessagePosted"]
+    # And each was pushed live: the request to Ben, the answer to both, the message to both
+    ben = [f["type"] for f in pusher.frames("ben-laptop")]
+    ada = [f["type"] for f in pusher.frames("ada-phone")]
+    assert ben == ["request.new", "request.answered", "message.new"]
+    assert ada == ["request.answered", "message.new"]
+    assert pusher.frames("ben-laptop")[-1]["message"]["text"] == "Hi Ben"
 
 
 async def test_sending_is_idempotent_on_the_client_message_id(

@@ -621,13 +621,19 @@ def test_only_the_author_edits_or_deletes(world: FakeWorld) -> None:
         logic.edit_message(world.deps, MENTEE, conv.id, "no-such-message", "x")
 
 
+def uploaded(world: FakeWorld, user: str, conversation_id: str, name: str = "CV.pdf") -> Attachment:
+    """An attachment as a client gets it: a form from the logic, then the upload to it."""
+    ticket = logic.start_upload(world.deps, user, conversation_id, "application/pdf", 1000, name)
+    world.attachments.upload(ticket.attachment.key, b"%" * 1000, "application/pdf")
+    return ticket.attachment
+
+
 def test_delete_leaves_a_tombstone_in_order(world: FakeWorld) -> None:
     # Given three messages, the middle one with an attachment and a reaction
     conv = direct(world)
     a = say(world, MENTEE, conv.id, "one")
-    b = logic.send_message(
-        world.deps, MENTEE, conv.id, "two", attachments=[attachment(conv.id)]
-    ).message.id
+    file = uploaded(world, MENTEE, conv.id)
+    b = logic.send_message(world.deps, MENTEE, conv.id, "two", attachments=[file]).message.id
     logic.toggle_reaction(world.deps, MENTOR, conv.id, b, "👍")
     c = say(world, MENTEE, conv.id, "three")
     # When the middle one is deleted
@@ -646,6 +652,8 @@ def test_delete_leaves_a_tombstone_in_order(world: FakeWorld) -> None:
         logic.delete_message(world.deps, MENTEE, conv.id, b)
     with pytest.raises(errors.MessageDeletedError):
         logic.toggle_reaction(world.deps, MENTOR, conv.id, b, "👍")
+    # And its file is gone from storage
+    assert world.attachments.describe(file.key) is None
 
 
 def test_deleting_the_last_message_updates_the_preview(world: FakeWorld) -> None:
@@ -687,11 +695,48 @@ def test_other_reactions_are_rejected(world: FakeWorld, emoji: str) -> None:
 
 def test_attachments_are_references_and_text_may_be_empty(world: FakeWorld) -> None:
     conv = direct(world)
-    att = attachment(conv.id, name="CV.pdf")
+    att = uploaded(world, MENTEE, conv.id)
     out = logic.send_message(world.deps, MENTEE, conv.id, "", attachments=[att])
     assert (out.message.text, out.message.attachments) == ("", [att])
     summary = logic.get_conversation(world.deps, MENTOR, conv.id)
     assert summary.last_message is not None and summary.last_message.attachments == 1
+    # And the other member downloads it through an expiring link
+    attachment_id = att.key.rsplit("/", 1)[1]
+    url, expires = logic.download_url(world.deps, MENTOR, conv.id, attachment_id)
+    assert att.key in url and expires == world.clock.now + timedelta(minutes=5)
+
+
+def test_an_upload_form_is_for_members_one_type_and_one_size(world: FakeWorld) -> None:
+    conv = direct(world)
+    with pytest.raises(errors.ConversationNotFoundError):
+        logic.start_upload(world.deps, "stranger", conv.id, "application/pdf", 1000)
+    with pytest.raises(errors.InvalidAttachmentError):
+        logic.start_upload(world.deps, MENTEE, conv.id, "application/x-msdownload", 1000)
+    with pytest.raises(errors.InvalidAttachmentError):
+        logic.start_upload(world.deps, MENTEE, conv.id, "application/pdf", 26 * 1024 * 1024)
+    ticket = logic.start_upload(world.deps, MENTEE, conv.id, "application/pdf", 1000, " cv.pdf ")
+    assert ticket.attachment.name == "cv.pdf"
+    assert ticket.expires_at == world.clock.now + timedelta(minutes=15)
+    # Storage refuses another size or type for that form
+    with pytest.raises(PermissionError):
+        world.attachments.upload(ticket.attachment.key, b"x" * 999, "application/pdf")
+
+
+def test_a_message_cannot_claim_a_file_that_was_not_uploaded_as_described(
+    world: FakeWorld,
+) -> None:
+    conv = direct(world)
+    ticket = logic.start_upload(world.deps, MENTEE, conv.id, "application/pdf", 1000)
+    with pytest.raises(errors.InvalidAttachmentError, match="not uploaded"):
+        logic.send_message(world.deps, MENTEE, conv.id, "x", attachments=[ticket.attachment])
+    world.attachments.upload(ticket.attachment.key, b"x" * 1000, "application/pdf")
+    claimed = Attachment(ticket.attachment.key, "application/pdf", 2000)
+    with pytest.raises(errors.InvalidAttachmentError, match="size and type"):
+        logic.send_message(world.deps, MENTEE, conv.id, "x", attachments=[claimed])
+    with pytest.raises(errors.AttachmentNotFoundError):
+        logic.download_url(world.deps, MENTOR, conv.id, "01NOSUCHUPLOAD0000000000000")
+    with pytest.raises(errors.ConversationNotFoundError):
+        logic.download_url(world.deps, "stranger", conv.id, ticket.attachment_id)
 
 
 @pytest.mark.parametrize(

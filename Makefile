@@ -54,6 +54,8 @@ openapi: setup  ## regenerate docs/openapi.json from the apps
 bench: setup  ## run the benchmarks (they need no running platform)
 	$(PY) bench/cold_start.py
 	$(PY) bench/api_latency.py
+	$(PY) bench/chat_fanout.py
+	$(PY) bench/stream_latency.py
 
 pr: format lint typecheck test  ## everything a pull request must pass
 

@@ -16,8 +16,10 @@ interpreter lock with the gateway. For each N (default 10, 100, 500):
 * AWS calls per send: the chat-socket handler itself, run in this process with
   its deployed environment against the same endpoints and sockets, for
   ``--counted`` sends, every botocore call counted with a ``before-call`` event
-  hook on every client (boto3's and PynamoDB's). The figure should be a small
-  constant plus one ``PostToConnection`` per recipient connection.
+  hook on every client (boto3's and PynamoDB's), and every ``PostToConnection``
+  the pusher signs itself (``lwm_core.push.SignedPoster``: botocore's signer,
+  not a botocore client, so it is counted where it is sent). The figure should
+  be a small constant plus one post per recipient connection.
 
 Targets: p99 <= 50 ms at N = 100; calls per send = constant + recipients.
 
@@ -54,6 +56,7 @@ from websockets.asyncio.client import ClientConnection  # noqa: E402
 TARGET_P99_MS = 50.0
 TARGET_N = 100
 BURST_SENDERS = 10
+WARM_SANDBOXES = 3  # the chat-socket function's local_workers
 CONNECT_BATCH = 50
 TIMEOUT_S = 30.0
 # moto accepts any credentials; these name the benchmark in its logs.
@@ -229,6 +232,16 @@ class CallCounter:
 
         botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
 
+        from lwm_core.push import SignedPoster
+
+        post = SignedPoster.post
+
+        def counted_post(poster: SignedPoster, connection_id: str, frame: bytes) -> None:
+            counter.calls["apigatewaymanagementapi:PostToConnection"] += 1
+            post(poster, connection_id, frame)
+
+        SignedPoster.post = counted_post  # type: ignore[method-assign]
+
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
 
@@ -336,7 +349,9 @@ async def _measure(endpoints: dict[str, Any], n: int, args: argparse.Namespace) 
     members = await _connect(endpoints["websocket"], tokens)
     connect_s = time.perf_counter() - started
     try:
-        await _latency(members, conversation, 3)  # warm the sandboxes
+        # warm every chat-socket sandbox (a burst spreads over them), then the path
+        await _throughput(members, conversation, 2 * WARM_SANDBOXES)
+        await _latency(members, conversation, 3)
         samples = await _latency(members, conversation, args.messages)
         rate = await _throughput(members, conversation, args.burst)
         calls, posts, by_op = await _count_calls(endpoints, members, conversation, args.counted)

@@ -84,6 +84,9 @@ MAX_TRANSACTION_ITEMS = 100
 # Conversations up to this size reorder their members' lists in the posting transaction.
 INLINE_ACTIVITY_LIMIT = 25
 ACTIVITY_PARALLELISM = 16
+# Bigger conversations reorder their members' lists at most this often (one write per
+# member each time), so a busy cohort costs its members' lists a minute of lag at most.
+ACTIVITY_INTERVAL_S = 60
 _UNIQUE_SK = "UNIQUE"
 _META = "META"
 _MEMBER = "MEMBER#"
@@ -547,6 +550,8 @@ class DynamoChatRepository:
         if before is None:
             raise KeyError(f"no conversation {conversation.id} to save")
         item = _conversation_item(conversation)
+        if "activity_moved_at" in before:  # the relay's throttle (claim_activity_move)
+            item["activity_moved_at"] = before["activity_moved_at"]
         self._put(item)
         if item["last_activity_at"] != before["last_activity_at"]:
             # the conversation list's order: every member's gsi1sk moves with the activity,
@@ -923,6 +928,42 @@ class DynamoChatUow:
             except ClientError as e:
                 if e.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
+
+
+def claim_activity_move(
+    conversation_id: str,
+    now: datetime,
+    client: Any | None = None,
+    table_name: str | None = None,
+) -> bool:
+    """Whether the members' lists of this conversation are due to move (and claim it).
+
+    True at most once per :data:`ACTIVITY_INTERVAL_S` per conversation (a conditional
+    write on the conversation item); a claim whose move then fails is retried by the
+    stream with the same record, which claims again once the interval is over.
+    """
+    from botocore.exceptions import ClientError
+
+    dynamo = client or _client(_binding.region, _binding.endpoint)
+    epoch = int(now.timestamp())
+    try:
+        dynamo.update_item(
+            TableName=table_name or _binding.table_name,
+            Key=_to_wire({"pk": _conv_pk(conversation_id), "sk": _META}),
+            UpdateExpression="SET activity_moved_at = :now",
+            ConditionExpression=(
+                "attribute_exists(pk) AND (attribute_not_exists(activity_moved_at)"
+                " OR activity_moved_at <= :due)"
+            ),
+            ExpressionAttributeValues=_to_wire(
+                {":now": epoch, ":due": epoch - ACTIVITY_INTERVAL_S}
+            ),
+        )
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
 
 
 def move_activity(

@@ -2,7 +2,8 @@
 
 It also moves big groups' conversation lists: a message in a conversation of
 more than ``data.INLINE_ACTIVITY_LIMIT`` members moves every member's place in
-their list here, after the fact, instead of in the sender's transaction. A
+their list here, after the fact, instead of in the sender's transaction, and
+at most once a minute per conversation (``data.ACTIVITY_INTERVAL_S``). A
 failure there fails the batch before anything is published, so the stream
 retries both.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -54,11 +55,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (DynamoDB stream, outbox inserts only, ReportBatchItemFailures)."""
     publisher = _publisher()
     for posted in _posted_in_big_groups(event):
-        data.move_activity(
-            posted["conversation_id"],
-            posted["member_ids"],
-            datetime.fromisoformat(posted["created_at"]),
-        )
+        at = datetime.fromisoformat(posted["created_at"])
+        if data.claim_activity_move(posted["conversation_id"], datetime.now(UTC)):
+            data.move_activity(posted["conversation_id"], posted["member_ids"], at)
     answer = relay(event, publisher)
     if answer["batchItemFailures"]:
         logger.warning(

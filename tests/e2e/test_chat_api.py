@@ -103,3 +103,67 @@ def test_a_block_stops_the_conversation_both_ways(
         f"/conversations/{conversation}/messages", json={"text": "hello?"}, headers=mentee.auth
     )
     assert again.status_code == 201
+
+
+def test_an_attachment_is_uploaded_to_storage_sent_and_downloaded_by_the_other_member(
+    api: httpx.Client, aws_endpoint: str, pair: tuple[Account, Account]
+) -> None:
+    mentee, mentor = pair
+    conversation = _connect(api, mentee, mentor)
+    pdf = b"%PDF-1.4 a tiny CV\n" * 20
+    # When the mentee asks for an upload form and posts the file to it
+    form = api.post(
+        f"/conversations/{conversation}/attachments",
+        json={"content_type": "application/pdf", "size": len(pdf), "name": "cv.pdf"},
+        headers=mentee.auth,
+    )
+    assert form.status_code == 201, form.text
+    ticket = form.json()
+    upload = httpx.post(
+        ticket["upload"]["url"],
+        data=ticket["upload"]["fields"],
+        files={"file": ("cv.pdf", pdf, "application/pdf")},
+    )
+    assert upload.status_code in (200, 204), upload.text
+    # Then a message may carry it, and the mentor downloads the same bytes
+    sent = api.post(
+        f"/conversations/{conversation}/messages",
+        json={"text": "my CV", "attachments": [ticket["attachment"]]},
+        headers=mentee.auth,
+    )
+    assert sent.status_code == 201, sent.text
+    link = api.get(
+        f"/conversations/{conversation}/attachments/{ticket['attachment_id']}",
+        headers=mentor.auth,
+    )
+    assert link.status_code == 200, link.text
+    assert httpx.get(link.json()["url"]).content == pdf
+    # A message cannot claim a file that was never uploaded, or another size
+    other = api.post(
+        f"/conversations/{conversation}/attachments",
+        json={"content_type": "application/pdf", "size": 10},
+        headers=mentee.auth,
+    ).json()
+    claimed = api.post(
+        f"/conversations/{conversation}/messages",
+        json={"text": "ghost", "attachments": [other["attachment"]]},
+        headers=mentee.auth,
+    )
+    assert claimed.status_code == 422 and claimed.json()["code"] == "invalid_attachment"
+    wrong = dict(ticket["attachment"], size=len(pdf) + 1)
+    lying = api.post(
+        f"/conversations/{conversation}/messages",
+        json={"text": "bigger", "attachments": [wrong]},
+        headers=mentee.auth,
+    )
+    assert lying.status_code == 422 and lying.json()["code"] == "invalid_attachment"
+    # Deleting the message deletes the file
+    deleted = api.delete(
+        f"/conversations/{conversation}/messages/{sent.json()['id']}", headers=mentee.auth
+    )
+    assert deleted.status_code == 200
+    gone = api.get(
+        f"/conversations/{conversation}/attachments/{ticket['attachment_id']}",
+        headers=mentor.auth,
+    )
+    assert gone.status_code == 404 and gone.json()["code"] == "attachment_not_found"

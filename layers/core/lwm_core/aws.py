@@ -34,3 +34,8 @@ def client(service: str, endpoint_url: str | None = None) -> Any:
         max_pool_connections=50,  # pushes post to many connections at once
     )
     return _session().client(service, config=config, endpoint_url=endpoint_url)
+
+
+def credentials() -> Any:
+    """The sandbox's AWS credentials (botocore refreshes them before they expire)."""
+    return _session().get_credentials()

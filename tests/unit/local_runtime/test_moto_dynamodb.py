@@ -82,3 +82,32 @@ def test_concurrent_transactions_and_writes_all_land(table: Any) -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(write, range(200)))
     assert table.scan(TableName="t", Select="COUNT")["Count"] == 300
+
+
+def test_item_data_answers_skip_the_serializer_and_read_back_the_same(table: Any) -> None:
+    item = {
+        "pk": {"S": "all"},
+        "sk": {"S": "types"},
+        "b": {"B": b"\x00\x01\xff"},
+        "bs": {"BS": [b"z", b"\x00"]},
+        "n": {"N": "1.5"},
+        "ns": {"NS": ["1", "2"]},
+        "ss": {"SS": ["x", "y"]},
+        "m": {"M": {"l": {"L": [{"BOOL": True}, {"NULL": True}, {"S": "é"}]}}},
+    }
+    key = {"pk": item["pk"], "sk": item["sk"]}
+    table.put_item(TableName="t", Item=item)
+    assert table.get_item(TableName="t", Key=key)["Item"] == item
+    assert table.query(
+        TableName="t",
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": item["pk"]},
+    )["Items"] == [item]
+    got = table.batch_get_item(RequestItems={"t": {"Keys": [key]}})
+    assert got["Responses"]["t"] == [item] and got["UnprocessedKeys"] == {}
+    old = table.put_item(TableName="t", Item=item, ReturnValues="ALL_OLD")["Attributes"]
+    assert old == item
+    # and an error still comes back as DynamoDB's error
+    with pytest.raises(ClientError) as refused:
+        table.put_item(TableName="t", Item=item, ConditionExpression="attribute_not_exists(pk)")
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"

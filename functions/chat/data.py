@@ -578,14 +578,16 @@ class DynamoChatRepository:
 
     def list_members(self, conversation_id: str) -> Sequence[Member]:
         pk = _conv_pk(conversation_id)
-        items = {
-            (i["pk"], i["sk"]): i
-            for i in self._query(
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-                ExpressionAttributeValues=_to_wire({":pk": pk, ":p": _MEMBER}),
-                ConsistentRead=True,
-            )
-        }
+        if pk not in self._uow.member_reads:  # the members are read once per unit of work
+            self._uow.member_reads[pk] = {
+                (i["pk"], i["sk"]): i
+                for i in self._query(
+                    KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+                    ExpressionAttributeValues=_to_wire({":pk": pk, ":p": _MEMBER}),
+                    ConsistentRead=True,
+                )
+            }
+        items = dict(self._uow.member_reads[pk])
         for key, w in self._uow.writes.items():  # this unit of work's own changes
             if key[0] == pk and key[1].startswith(_MEMBER):
                 if w.item is None:
@@ -784,6 +786,7 @@ class DynamoChatUow:
         self._client = client or _client(_binding.region, _binding.endpoint)
         self.writes: dict[Key, _Write] = {}
         self.reads: dict[Key, Item | None] = {}  # what this unit of work read, by key
+        self.member_reads: dict[str, dict[Key, Item]] = {}  # member listings, by conversation
         self._activity: dict[Key, str] = {}
         self._active = False
         self.committed = False
@@ -817,6 +820,7 @@ class DynamoChatUow:
 
     def __enter__(self) -> Self:
         self.writes, self.reads, self._activity = {}, {}, {}
+        self.member_reads = {}
         self._active, self.committed = True, False
         return self
 
@@ -828,6 +832,7 @@ class DynamoChatUow:
     ) -> None:
         # Whatever was not committed is dropped with the buffer.
         self.writes, self.reads, self._activity = {}, {}, {}
+        self.member_reads = {}
         self._active = False
 
     # --- commit
@@ -916,6 +921,12 @@ class DynamoChatUow:
             later = activity
         self._apply_activity_later(later)
         self.reads.update({k: w.item for k, w in self.writes.items()})
+        for (pk, sk), w in self.writes.items():  # keep cached listings in step
+            if sk.startswith(_MEMBER) and pk in self.member_reads:
+                if w.item is None:
+                    self.member_reads[pk].pop((pk, sk), None)
+                else:
+                    self.member_reads[pk][(pk, sk)] = w.item
         self.writes, self._activity = {}, {}
         self.committed = True
 

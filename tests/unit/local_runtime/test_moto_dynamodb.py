@@ -111,3 +111,48 @@ def test_item_data_answers_skip_the_serializer_and_read_back_the_same(table: Any
     with pytest.raises(ClientError) as refused:
         table.put_item(TableName="t", Item=item, ConditionExpression="attribute_not_exists(pk)")
     assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def test_stream_records_read_back_as_written_through_the_fast_answer() -> None:
+    from datetime import datetime
+
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    from local_runtime import moto_streams
+
+    moto_dynamodb.apply()
+    moto_streams.apply(moto_dynamodb.LOCK)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+        keys = {"region_name": "us-east-1", "aws_access_key_id": "a", "aws_secret_access_key": "b"}
+        db = boto3.client("dynamodb", endpoint_url=url, **keys)  # type: ignore[arg-type]
+        streams = boto3.client("dynamodbstreams", endpoint_url=url, **keys)  # type: ignore[arg-type]
+        db.create_table(
+            TableName="s",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        first = {"pk": {"S": "a"}, "b": {"B": b"\x00\xff"}, "m": {"M": {"l": {"L": [{"S": "é"}]}}}}
+        second = {"pk": {"S": "a"}, "n": {"N": "2"}}
+        db.put_item(TableName="s", Item=first)
+        db.put_item(TableName="s", Item=second)
+        arn = db.describe_table(TableName="s")["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = streams.get_records(ShardIterator=iterator)["Records"]
+        assert [r["eventName"] for r in records] == ["INSERT", "MODIFY"]
+        assert records[0]["dynamodb"]["NewImage"] == first
+        assert records[1]["dynamodb"]["OldImage"] == first
+        assert records[1]["dynamodb"]["NewImage"] == second
+        assert isinstance(records[0]["dynamodb"]["ApproximateCreationDateTime"], datetime)
+        assert int(records[0]["dynamodb"]["SequenceNumber"]) < int(
+            records[1]["dynamodb"]["SequenceNumber"]
+        )
+    finally:
+        server.stop()

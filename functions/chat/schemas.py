@@ -16,7 +16,7 @@ from functions.chat.domain import (
     MessagePreview,
 )
 from functions.chat.logic import ConversationSummary, MessagePage, UploadTicket
-from lwm_core.web import StrictModel
+from lwm_core.models import StrictModel
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Text = Annotated[str, StringConstraints(max_length=4000)]

@@ -25,9 +25,9 @@ from functions.chat.schemas import AttachmentIn, Id, Text
 from lwm_core import realtime
 from lwm_core.connections import ONLINE, DynamoConnectionStore
 from lwm_core.errors import ProblemError
+from lwm_core.models import StrictModel
 from lwm_core.observability import logger
 from lwm_core.push import sandbox_pusher
-from lwm_core.web import StrictModel
 
 INVALID_PAYLOAD = "invalid_payload"
 INTERNAL_ERROR = "internal_error"

@@ -16,7 +16,7 @@ from pydantic import (
 
 from functions.users.domain import MenteeProfile, MentorProfile, User
 from lwm_core.email import InvalidAddressError, normalize_address
-from lwm_core.web import StrictModel, trim
+from lwm_core.models import StrictModel, trim
 
 
 def _lower(value: str) -> str:

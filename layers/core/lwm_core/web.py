@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError as FastApiValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lwm_core import constants as c
@@ -75,57 +75,6 @@ def _skip_pydantic_v1_probes() -> None:
 _skip_pydantic_v1_probes()
 
 # --- request / response models ---------------------------------------------
-
-
-def _unstorable(value: object) -> bool:
-    """Text no store can keep: NUL characters (PostgreSQL refuses them) or lone surrogates
-    (not encodable as UTF-8), anywhere in a JSON value."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return True
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_unstorable(v) for v in value)
-    return False
-
-
-def trim(min_length: int = 0) -> Callable[[str], str]:
-    """An after-validator: strip surrounding whitespace, then keep ``min_length`` characters.
-
-    Length limits apply to the text as sent (so the contract's ``maxLength`` is exact);
-    the stored value is the trimmed one.
-    """
-
-    def trimmed(value: str) -> str:
-        value = value.strip()
-        if len(value) < min_length:
-            raise ValueError(f"needs at least {min_length} characters besides spaces")
-        return value
-
-    return trimmed
-
-
-class StrictModel(BaseModel):
-    """Request bodies: unknown fields are an error, not silently dropped; text is storable.
-
-    Nothing is trimmed or case-folded unless a field says so (``trim``), so that what
-    the OpenAPI document allows is exactly what is accepted.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _storable_text(cls, data: Any) -> Any:
-        if _unstorable(data):
-            raise ValueError("text must not contain NUL characters or unpaired surrogates")
-        return data
 
 
 class Problem(BaseModel):

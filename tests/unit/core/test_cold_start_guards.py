@@ -46,3 +46,19 @@ def test_fastapi_still_recognises_pydantic_v1_models_once_v1_is_imported() -> No
     assert shared.is_pydantic_v1_model_class(Legacy) is True
     assert shared.is_pydantic_v1_model_instance(Legacy(name="x")) is True
     assert shared.is_pydantic_v1_model_class(int) is False
+
+
+_SOCKET_PROBE = """
+import sys
+import functions.chat.socket, functions.chat.outbox
+web = ("fastapi", "starlette", "mangum", "boto3", "sqlalchemy")
+print(",".join(m for m in web if m in sys.modules))
+"""
+
+
+def test_the_socket_and_stream_handlers_do_not_load_the_web_stack() -> None:
+    env = {"PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'layers' / 'core'}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", _SOCKET_PROBE], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == ""

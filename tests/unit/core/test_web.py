@@ -19,9 +19,9 @@ from lwm_core.errors import (
     ForbiddenError,
     UnauthorizedError,
 )
+from lwm_core.models import StrictModel
 from lwm_core.web import (
     CurrentPrincipal,
-    StrictModel,
     client_ip,
     create_app,
     principal_from_claims,
@@ -427,7 +427,7 @@ def test_trim_strips_after_the_length_limit_and_keeps_a_minimum() -> None:
     import pydantic
     from pydantic import AfterValidator, StringConstraints
 
-    from lwm_core.web import StrictModel, trim
+    from lwm_core.models import StrictModel, trim
 
     class Named(StrictModel):
         name: Annotated[str, StringConstraints(max_length=5), AfterValidator(trim(1))]

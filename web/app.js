@@ -756,6 +756,8 @@ function onFrame(frame) {
         const isNew = !thread.messages.has(message.id);
         thread.upsert(message);
         thread.typingFrame({ user_id: message.author_id, state: "stop" });
+        // A member's own message is their read receipt up to it (the server records it so).
+        thread.receipt({ user_id: message.author_id, kind: "read", message_id: message.id });
         if (isNew) noteInList(message, { isNew: true });
         thread.markRead();
       } else {

@@ -89,6 +89,7 @@ from functions.chat.domain import (
     Uow,
     pair_key,
 )
+from lwm_core.errors import ProblemError
 from lwm_core.ids import UlidIds
 from lwm_core.pagination import Page
 
@@ -919,8 +920,8 @@ def send_message(
             _membership(uow.chat, conversation_id, author_id)
             return SendResult(found, created=False)
 
-    if (resent := existing()) is not None:
-        return resent
+    # A first send is the common case: its client id is checked by the write's own
+    # condition, and only a refused write looks the stored message up.
     try:
         with deps.uow() as uow:
             repo = uow.chat
@@ -944,7 +945,13 @@ def send_message(
             )
             events = _commit(uow, posted)
     except errors.DuplicateClientMessageError:
-        # A concurrent resend won the conditional write: return what it stored.
+        # A resend (or a concurrent one that won the write): return what is stored.
+        if (resent := existing()) is not None:
+            return resent
+        raise
+    except ProblemError:
+        # Refused now (a block, a deleted reply target), but a resend of a message
+        # stored before that is still answered with it.
         if (resent := existing()) is not None:
             return resent
         raise

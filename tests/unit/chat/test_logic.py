@@ -924,3 +924,15 @@ def test_error_codes_are_unique_and_specific() -> None:
     assert not {"bad_request", "validation_failed", "forbidden", "not_found", "conflict"} & set(
         codes
     )
+
+
+def test_a_resend_is_answered_with_the_stored_message_even_after_a_block(world: FakeWorld) -> None:
+    conv = direct(world)
+    first = logic.send_message(world.deps, MENTEE, conv.id, "see you", client_message_id="k-1")
+    logic.block_user(world.deps, MENTOR, MENTEE)
+    # The resend (the client never saw the answer) gets what was stored before the block
+    again = logic.send_message(world.deps, MENTEE, conv.id, "see you", client_message_id="k-1")
+    assert (again.created, again.message.id) == (False, first.message.id)
+    # But a new message is refused
+    with pytest.raises(errors.BlockedError):
+        logic.send_message(world.deps, MENTEE, conv.id, "hello?", client_message_id="k-2")

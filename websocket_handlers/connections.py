@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from lwm_core.connections import DynamoConnectionStore
 from lwm_core.observability import logger
+from lwm_core.push import sandbox_connections
 from lwm_core.realtime import BEARER_SUBPROTOCOL, caller, offered_subprotocols
 
 
-@cache
 def _store() -> DynamoConnectionStore:
-    from lwm_core.connections import ConnectionItem
-    from lwm_core.dynamo import bind
-    from websocket_handlers.settings import ConnectionsSettings
-
-    settings = ConnectionsSettings()
-    bind(ConnectionItem, settings.connections_table, settings.aws_region, settings.aws_endpoint_url)
-    return DynamoConnectionStore()
+    return sandbox_connections()
 
 
 def on_connect(event: dict[str, Any], store: DynamoConnectionStore) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from lwm_core.connections import ONLINE, DynamoConnectionStore
 from lwm_core.errors import ProblemError
 from lwm_core.models import StrictModel
 from lwm_core.observability import logger
-from lwm_core.push import sandbox_pusher
+from lwm_core.push import sandbox_connections, sandbox_pusher
 
 INVALID_PAYLOAD = "invalid_payload"
 INTERNAL_ERROR = "internal_error"
@@ -122,12 +122,11 @@ def typing(who: realtime.Caller, body: Typing) -> Reply:
 
 
 def _store() -> DynamoConnectionStore:
-    return DynamoConnectionStore()
+    return sandbox_connections()
 
 
 def set_presence(who: realtime.Caller, body: SetPresence) -> Reply:
     store = _store()
-    sandbox_pusher()  # binds the connections table
     if not store.set_away(who.connection_id, who.user_id, body.status != ONLINE):
         raise _Refused("connection_not_found", "this connection is not recorded; reconnect")
     status = store.presence([who.user_id])
@@ -139,7 +138,6 @@ def set_presence(who: realtime.Caller, body: SetPresence) -> Reply:
 
 def get_presence(who: realtime.Caller, body: GetPresence) -> Reply:
     members = logic.audience(svc.deps(), who.user_id, body.conversation_id)
-    sandbox_pusher()  # binds the connections table
     users = _store().presence(members)
     return {"type": PRESENCE, "conversation_id": body.conversation_id, "users": users}
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Protocol
 
-from lwm_core.connections import Connection
+from lwm_core.connections import Connection, DynamoConnectionStore
 
 MAX_PARALLEL_POSTS = 32
 
@@ -200,15 +200,24 @@ class Pusher:
 
 
 @cache
+def sandbox_connections() -> DynamoConnectionStore:
+    """The sandbox's connection records, bound to its table (``ConnectionsSettings``)."""
+    from lwm_core.connections import ConnectionItem
+    from lwm_core.dynamo import bind
+    from lwm_core.settings import ConnectionsSettings
+
+    settings = ConnectionsSettings()
+    bind(ConnectionItem, settings.connections_table, settings.aws_region, settings.aws_endpoint_url)
+    return DynamoConnectionStore()
+
+
+@cache
 def sandbox_pusher() -> Pusher:
     """The sandbox's pusher, from its environment (``PushSettings``), built once."""
     from lwm_core.aws import client, credentials
-    from lwm_core.connections import ConnectionItem, DynamoConnectionStore
-    from lwm_core.dynamo import bind
     from lwm_core.settings import PushSettings
 
     settings = PushSettings()
-    bind(ConnectionItem, settings.connections_table, settings.aws_region, settings.aws_endpoint_url)
     management = client("apigatewaymanagementapi", endpoint_url=settings.management_url)
     poster = SignedPoster(settings.management_url, settings.aws_region, credentials())
-    return Pusher(management, DynamoConnectionStore(), poster)
+    return Pusher(management, sandbox_connections(), poster)

@@ -40,7 +40,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,13 +234,13 @@ class CallCounter:
 
         from lwm_core.push import SignedPoster
 
-        post = SignedPoster.post
+        post_many = SignedPoster.post_many
 
-        def counted_post(poster: SignedPoster, connection_id: str, frame: bytes) -> None:
-            counter.calls["apigatewaymanagementapi:PostToConnection"] += 1
-            post(poster, connection_id, frame)
+        def counted(poster: SignedPoster, ids: Sequence[str], frame: bytes) -> list[Any]:
+            counter.calls["apigatewaymanagementapi:PostToConnection"] += len(ids)
+            return post_many(poster, ids, frame)
 
-        SignedPoster.post = counted_post  # type: ignore[method-assign]
+        SignedPoster.post_many = counted  # type: ignore[method-assign]
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[f"{model.service_model.service_name}:{model.name}"] += 1

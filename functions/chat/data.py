@@ -13,6 +13,9 @@ pk                              sk              what
 ``CONV#<id>``                   ``META``        a conversation
 ``CONV#<id>``                   ``MEMBER#<u>``  a member; gsi1 ``USER#<u>`` /
                                                 ``ACT#<last activity>#<conv id>``
+``CONV#<id>``                   ``ROSTER``      the member ids in joining order and a
+                                                revision (``rev``): a post reads them
+                                                in one item, not a query of members
 ``CONV#<id>``                   ``MSG#<ulid>``  a message
 ``DIRECT#<pair key>``           ``UNIQUE``      the pair's direct conversation (``ref``)
 ``PENDING#<mentee>#<mentor>``   ``UNIQUE``      the pair's pending request (``ref``)
@@ -27,8 +30,16 @@ its own pending writes laid over key lookups and member listings (the logic
 reads its writes back, e.g. the members of a conversation it just created). It
 buffers writes, merged per item, and commits them with one ``TransactWriteItems``.
 Uniqueness items are written with ``attribute_not_exists(pk)``; their
-``ConditionalCheckFailed`` becomes the domain error. Ordinary items are
+``ConditionalCheckFailed`` becomes the domain error. The roster is written with
+the revision it was read at, so concurrent membership changes cannot lose one
+another (``MembershipChangedError``; the logic tries again). Ordinary items are
 plain puts and deletes: last writer wins per item, like the fakes.
+
+A post reads the conversation, the author's membership and the roster in one
+``BatchGetItem`` (``prefetch_membership``) and writes in one transaction: two
+calls to the chat table, whatever the group's size. A conversation stored
+before rosters existed is read from its member items until its next membership
+change writes its roster.
 
 Limits:
 
@@ -89,6 +100,7 @@ ACTIVITY_PARALLELISM = 16
 ACTIVITY_INTERVAL_S = 60
 _UNIQUE_SK = "UNIQUE"
 _META = "META"
+_ROSTER = "ROSTER"  # the member ids of a conversation, in joining order, in one item
 _MEMBER = "MEMBER#"
 _MSG = "MSG#"
 _MSG_END = "MSG$"  # the first string after every "MSG#..." sort key
@@ -412,6 +424,28 @@ class DynamoChatRepository:
         found = self._uow.reads[key]
         return dict(found) if found is not None else None
 
+    def _prefetch(self, keys: Sequence[Key]) -> None:
+        """Read the items not read yet in one round trip (``_get`` then answers from memory)."""
+        missing = [k for k in dict.fromkeys(keys) if k not in self._uow.writes]
+        missing = [k for k in missing if k not in self._uow.reads]
+        if len(missing) < 2:
+            return  # one item: a GetItem is as cheap
+        found: dict[Key, Item] = {}
+        request: dict[str, Any] = {
+            self._table: {
+                "Keys": [_to_wire({"pk": pk, "sk": sk}) for pk, sk in missing],
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            out = self._client.batch_get_item(RequestItems=request)
+            for raw in out.get("Responses", {}).get(self._table, []):
+                item = _from_wire(raw)
+                found[(item["pk"], item["sk"])] = item
+            request = out.get("UnprocessedKeys") or {}
+        for key in missing:
+            self._uow.reads[key] = found.get(key)
+
     def _put(self, item: Item, condition: str | None = None, **values: Any) -> None:
         self._uow.stage((item["pk"], item["sk"]), item, condition, values)
 
@@ -547,6 +581,11 @@ class DynamoChatRepository:
         activity = _activity(conversation.last_activity_at, conversation.id)
         for m in members:
             self._put(_member_item(m, activity))
+        roster = list(dict.fromkeys(m.user_id for m in members))
+        self._put(
+            {"pk": key[0], "sk": _ROSTER, "member_ids": roster, "rev": 1},
+            "attribute_not_exists(pk)",
+        )
 
     def save_conversation(self, conversation: Conversation) -> None:
         key = (_conv_pk(conversation.id), _META)
@@ -561,11 +600,11 @@ class DynamoChatRepository:
             # the conversation list's order: every member's gsi1sk moves with the activity,
             # in the transaction for small conversations; for bigger ones the outbox relay
             # moves them from the stream (move_activity), off the sender's path
-            members = list(self.list_members(conversation.id))
-            if len(members) <= INLINE_ACTIVITY_LIMIT:
+            member_ids = self.member_ids(conversation.id)
+            if len(member_ids) <= INLINE_ACTIVITY_LIMIT:
                 activity = _activity(conversation.last_activity_at, conversation.id)
-                for m in members:
-                    self._uow.move_activity((key[0], f"{_MEMBER}{m.user_id}"), activity)
+                for user_id in member_ids:
+                    self._uow.move_activity((key[0], f"{_MEMBER}{user_id}"), activity)
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         item = self._get((_conv_pk(conversation_id), _META))
@@ -579,6 +618,38 @@ class DynamoChatRepository:
     def get_member(self, conversation_id: str, user_id: str) -> Member | None:
         item = self._get((_conv_pk(conversation_id), f"{_MEMBER}{user_id}"))
         return _member(item) if item else None
+
+    def prefetch_membership(self, conversation_id: str, user_id: str) -> None:
+        pk = _conv_pk(conversation_id)
+        self._prefetch([(pk, _META), (pk, f"{_MEMBER}{user_id}"), (pk, _ROSTER)])
+
+    def member_ids(self, conversation_id: str) -> tuple[str, ...]:
+        roster = self._get((_conv_pk(conversation_id), _ROSTER))
+        if roster is not None:
+            return tuple(str(u) for u in roster["member_ids"])
+        # a conversation stored before rosters: its member items
+        return tuple(m.user_id for m in self.list_members(conversation_id))
+
+    def _change_roster(self, conversation_id: str, *, add: str = "", remove: str = "") -> None:
+        """Keep the roster in step with a member item written in this unit of work.
+
+        The roster's write is conditioned on the revision it was read at, so two
+        membership changes at once cannot lose one another (the later one is
+        refused with ``MembershipChangedError`` and tried again by the logic).
+        """
+        key = (_conv_pk(conversation_id), _ROSTER)
+        base = self._get(key)
+        if base is None:  # built from the member items, as they are before this change
+            ids = [m.user_id for m in self.list_members(conversation_id)]
+            condition, values, rev = "attribute_not_exists(pk)", {}, 1
+        else:
+            ids = [str(u) for u in base["member_ids"]]
+            condition, values, rev = "rev = :rev", {"rev": base["rev"]}, int(base["rev"]) + 1
+        if add and add not in ids:
+            ids.append(add)
+        if remove in ids:
+            ids.remove(remove)
+        self._put({"pk": key[0], "sk": _ROSTER, "member_ids": ids, "rev": rev}, condition, **values)
 
     def list_members(self, conversation_id: str) -> Sequence[Member]:
         pk = _conv_pk(conversation_id)
@@ -606,9 +677,13 @@ class DynamoChatRepository:
         if conversation is None:
             raise KeyError(f"no conversation {member.conversation_id}")
         activity = _activity(_dt(conversation["last_activity_at"]), member.conversation_id)
+        if member.user_id not in self.member_ids(member.conversation_id):
+            self._change_roster(member.conversation_id, add=member.user_id)  # not a receipt
         self._put(_member_item(member, activity))
 
     def delete_member(self, conversation_id: str, user_id: str) -> None:
+        if user_id in self.member_ids(conversation_id):
+            self._change_roster(conversation_id, remove=user_id)
         self._delete((_conv_pk(conversation_id), f"{_MEMBER}{user_id}"))
 
     def list_conversations(
@@ -886,6 +961,10 @@ class DynamoChatUow:
             for key, _ in failed:
                 if key[1] == _UNIQUE_SK:
                     raise _unique_error(key[0]) from e
+                if key[1] == _ROSTER:
+                    raise errors.MembershipChangedError(
+                        "the conversation's members changed meanwhile; try again"
+                    ) from e
             if failed and all("Update" in op for _, op in failed):
                 raise _ActivityRaceError() from e
             raise

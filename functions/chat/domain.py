@@ -366,6 +366,13 @@ class ChatRepository(Protocol):
     def list_members(self, conversation_id: str) -> Sequence[Member]:
         """Members of one conversation, longest-standing first."""
 
+    def member_ids(self, conversation_id: str) -> tuple[str, ...]:
+        """The members' user ids, longest-standing first (cheaper than ``list_members``)."""
+
+    def prefetch_membership(self, conversation_id: str, user_id: str) -> None:
+        """A hint: the conversation, the user's membership and the member ids are about to
+        be read (a store with round trips reads them in one)."""
+
     def put_member(self, member: Member) -> None: ...
     def delete_member(self, conversation_id: str, user_id: str) -> None: ...
     def list_conversations(

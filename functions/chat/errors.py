@@ -236,3 +236,10 @@ class ClientMessageIdReusedError(ConflictError):
 
     code = "client_message_id_reused"
     title = "Client message id reused"
+
+
+class MembershipChangedError(ConflictError):
+    """Another change to the conversation's members landed first (retried by the service)."""
+
+    code = "membership_changed"
+    title = "Members changed meanwhile"

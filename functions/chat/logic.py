@@ -49,13 +49,14 @@ Choices where the product issue is silent:
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
 from functions.chat import errors
 from functions.chat.domain import (
@@ -94,6 +95,8 @@ from lwm_core.ids import UlidIds
 from lwm_core.pagination import Page
 
 T = TypeVar("T")
+P = ParamSpec("P")
+MEMBERSHIP_TRIES = 3  # a membership change refused by a concurrent one runs again
 
 DEFAULT_REACTIONS = frozenset({"👍", "❤️", "😂", "😮", "😢", "🙏", "🎉", "👀", "🔥", "✅"})
 DEFAULT_CONTENT_TYPES = frozenset(
@@ -298,6 +301,7 @@ def _blocked_between(repo: ChatRepository, a: str, b: str) -> bool:
 
 def _membership(repo: ChatRepository, conversation_id: str, user_id: str) -> Conversation:
     """The conversation if ``user_id`` is a member; 404 otherwise (existence does not leak)."""
+    repo.prefetch_membership(conversation_id, user_id)
     conversation = repo.get_conversation(conversation_id)
     if conversation is None or repo.get_member(conversation_id, user_id) is None:
         raise errors.ConversationNotFoundError()
@@ -305,7 +309,22 @@ def _membership(repo: ChatRepository, conversation_id: str, user_id: str) -> Con
 
 
 def _member_ids(repo: ChatRepository, conversation_id: str) -> tuple[str, ...]:
-    return tuple(m.user_id for m in repo.list_members(conversation_id))
+    return repo.member_ids(conversation_id)
+
+
+def _retried_on_membership_race(change: Callable[P, T]) -> Callable[P, T]:
+    """Run a membership change again when another one landed first (up to 3 tries)."""
+
+    @functools.wraps(change)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        for _ in range(MEMBERSHIP_TRIES - 1):
+            try:
+                return change(*args, **kwargs)
+            except errors.MembershipChangedError:
+                continue
+        return change(*args, **kwargs)
+
+    return run
 
 
 def _settings_or_default(repo: ChatRepository, cfg: Config, user_id: str) -> ChatSettings:
@@ -751,6 +770,7 @@ def rename_group(deps: Deps, owner_id: str, conversation_id: str, title: str) ->
         return conversation
 
 
+@_retried_on_membership_race
 def add_members(
     deps: Deps, owner_id: str, conversation_id: str, user_ids: Sequence[str]
 ) -> Outcome[list[Member]]:
@@ -787,6 +807,7 @@ def add_members(
     return Outcome(added, events)
 
 
+@_retried_on_membership_race
 def remove_member(deps: Deps, owner_id: str, conversation_id: str, user_id: str) -> Outcome[None]:
     """The owner removes a member (the owner leaves with :func:`leave`).
 
@@ -808,6 +829,7 @@ def remove_member(deps: Deps, owner_id: str, conversation_id: str, user_id: str)
     return Outcome(None, events)
 
 
+@_retried_on_membership_race
 def leave(deps: Deps, user_id: str, conversation_id: str) -> Outcome[None]:
     """A member leaves a group; a leaving owner hands over to the longest-standing member.
 

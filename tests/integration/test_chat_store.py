@@ -484,6 +484,59 @@ def test_big_group_commits_above_the_transaction_limit(
         assert claim(now + timedelta(seconds=61), table_name=dynamo.table)
 
 
+def test_membership_changes_at_once_both_land(
+    dynamo: RacingDynamoUows, world: World, who: People
+) -> None:
+    # Given a group, and another change of its members landing first
+    conv = group(world, who)
+    remove_other = functools.partial(
+        logic.remove_member, world.deps, who.mentor, conv.id, who.other
+    )
+    dynamo.before_next_commit(remove_other)
+    # When the owner adds Carol (its first commit is refused: the member ids moved on)
+    logic.add_members(world.deps, who.mentor, conv.id, [who.carol])
+    # Then both changes stand, in the members and in what a post reaches
+    members = {m.user_id for m in logic.list_members(world.deps, who.mentor, conv.id)}
+    assert members == {who.mentor, who.mentee, who.carol}
+    posted = logic.send_message(world.deps, who.mentee, conv.id, "hi", client_message_id="c1")
+    assert set(posted.events[0].member_ids) == members  # type: ignore[attr-defined]
+
+
+def test_a_conversation_stored_before_member_ids_items_still_reaches_everyone(
+    dynamo: RacingDynamoUows, world: World, who: People
+) -> None:
+    # Given a group whose ROSTER item is missing (stored by an earlier version)
+    conv = group(world, who)
+    dynamo.client.delete_item(
+        TableName=dynamo.table, Key={"pk": {"S": f"CONV#{conv.id}"}, "sk": {"S": "ROSTER"}}
+    )
+    everyone = {who.mentor, who.mentee, who.other}
+    # Then a post reaches every member, read from the member items
+    posted = logic.send_message(world.deps, who.mentee, conv.id, "hi", client_message_id="c1")
+    assert set(posted.events[0].member_ids) == everyone  # type: ignore[attr-defined]
+    # and the next membership change writes the member ids again, complete
+    logic.add_members(world.deps, who.mentor, conv.id, [who.carol])
+    roster = dynamo.client.get_item(
+        TableName=dynamo.table, Key={"pk": {"S": f"CONV#{conv.id}"}, "sk": {"S": "ROSTER"}}
+    )["Item"]
+    assert {v["S"] for v in roster["member_ids"]["L"]} == everyone | {who.carol}
+
+
+def test_a_send_reads_the_conversation_in_one_round_trip(
+    dynamo: RacingDynamoUows, world: World, who: People
+) -> None:
+    conv = group(world, who)
+    calls: list[str] = []
+    hook = "before-call.dynamodb.*"
+    record = lambda model, **_: calls.append(model.name)  # noqa: E731
+    dynamo.client.meta.events.register(hook, record)
+    try:
+        logic.send_message(world.deps, who.mentee, conv.id, "hi", client_message_id="c1")
+    finally:
+        dynamo.client.meta.events.unregister(hook, record)
+    assert calls == ["BatchGetItem", "TransactWriteItems"]
+
+
 def test_messages_round_trip_every_field(
     dynamo: RacingDynamoUows, world: World, who: People
 ) -> None:

@@ -190,6 +190,12 @@ class InMemoryChatRepository:
         found = [m for (cid, _), m in self._d.members.items() if cid == conversation_id]
         return [copy.deepcopy(m) for m in sorted(found, key=lambda m: (m.joined_at, m.user_id))]
 
+    def member_ids(self, conversation_id: str) -> tuple[str, ...]:
+        return tuple(m.user_id for m in self.list_members(conversation_id))
+
+    def prefetch_membership(self, conversation_id: str, user_id: str) -> None:
+        return None
+
     def put_member(self, member: Member) -> None:
         if member.conversation_id not in self._d.conversations:
             raise KeyError(f"no conversation {member.conversation_id}")

@@ -1,4 +1,4 @@
-"""The signed poster sends what boto3's PostToConnection sends, for a fifth of the CPU."""
+"""The signed poster sends what boto3's PostToConnection sends, over keep-alive connections."""
 
 from __future__ import annotations
 
@@ -16,22 +16,29 @@ from lwm_core.push import GoneError, SignedPoster
 
 class Recorder(BaseHTTPRequestHandler):
     seen: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+    peers: ClassVar[set[int]] = set()  # client ports: one per TCP connection
     status = 200
+    close_after = False  # close each keep-alive connection after its answer
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", "0"))
         Recorder.seen.append((self.path, dict(self.headers.items()), self.rfile.read(length)))
+        Recorder.peers.add(self.client_address[1])
         self.send_response(Recorder.status)
         self.send_header("content-length", "0")
         self.end_headers()
+        if Recorder.close_after:
+            self.close_connection = True
 
     def log_message(self, *args: Any) -> None:
         return
 
 
-@pytest.fixture
-def endpoint() -> Iterator[str]:
-    Recorder.seen, Recorder.status = [], 200
+@pytest.fixture(params=["HTTP/1.0", "HTTP/1.1"])
+def endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
+    Recorder.seen, Recorder.status, Recorder.close_after = [], 200, False
+    Recorder.peers = set()
+    Recorder.protocol_version = request.param  # 1.1: keep-alive
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/prod"
@@ -73,3 +80,52 @@ def test_gone_and_other_errors_are_told_apart(endpoint: str) -> None:
     with pytest.raises(OSError):
         poster.post("abc", b"{}")
     assert len(Recorder.seen) == 3
+
+
+def test_a_fan_out_posts_concurrently_on_kept_alive_connections(endpoint: str) -> None:
+    if Recorder.protocol_version != "HTTP/1.1":
+        pytest.skip("keep-alive needs HTTP/1.1")
+    poster = SignedPoster(endpoint, "eu-west-1", Credentials("a", "b"), parallel=4)
+    ids = [f"c{i}=" for i in range(40)]
+    assert poster.post_many(ids, b"{}") == [None] * 40
+    assert poster.post_many(ids, b"{}") == [None] * 40
+    assert sorted(path for path, _, _ in Recorder.seen) == sorted(
+        [f"/prod/@connections/c{i}%3D" for i in range(40)] * 2
+    )
+    assert len(Recorder.peers) == 4  # the same four connections served both fan-outs
+
+
+def test_a_connection_the_server_closed_is_replaced_and_the_post_sent_again(
+    endpoint: str,
+) -> None:
+    if Recorder.protocol_version != "HTTP/1.1":
+        pytest.skip("keep-alive needs HTTP/1.1")
+    poster = SignedPoster(endpoint, "eu-west-1", Credentials("a", "b"), parallel=1)
+    poster.post("one", b"1")
+    Recorder.close_after = True  # the server drops the kept-alive connection after this one
+    poster.post("two", b"2")
+    Recorder.close_after = False
+    poster.post("three", b"3")  # on a connection the server closed: sent again on a new one
+    assert [body for _, _, body in Recorder.seen] == [b"1", b"2", b"3"]
+
+
+def test_a_post_from_async_code_does_not_touch_the_running_loop(endpoint: str) -> None:
+    import asyncio
+
+    poster = SignedPoster(endpoint, "eu-west-1", Credentials("a", "b"))
+
+    async def caller() -> list[Exception | None]:
+        return poster.post_many(["x"], b"{}")
+
+    assert asyncio.run(caller()) == [None]
+
+
+def test_a_refused_connection_is_a_failure_not_an_exception() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    poster = SignedPoster(f"http://127.0.0.1:{port}", "eu-west-1", Credentials("a", "b"))
+    (failure,) = poster.post_many(["x"], b"{}")
+    assert isinstance(failure, OSError) and not isinstance(failure, GoneError)

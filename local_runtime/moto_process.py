@@ -7,8 +7,9 @@ share one interpreter lock with the gateway and the Invoke API, and every
 request would wait for the others. In a process of its own it runs beside
 them. The seam (:mod:`local_runtime.lambda_seam`) must patch moto's Lambda
 model where moto runs, so it is applied here, for the functions named on the
-command line, with the repairs to moto's DynamoDB (:mod:`local_runtime.moto_dynamodb`)
-and DynamoDB Streams (:mod:`local_runtime.moto_streams`). The process prints
+command line, with the repairs to moto's dispatch (:mod:`local_runtime.moto_dispatch`),
+DynamoDB (:mod:`local_runtime.moto_dynamodb`) and DynamoDB Streams
+(:mod:`local_runtime.moto_streams`). The process prints
 ``READY <port>`` once it serves, and stops on SIGTERM, SIGINT or when its stdin
 closes (its parent is gone).
 """
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from local_runtime.config import HOST, MOTO_READY
+from local_runtime.idle_gc import IdleCollector
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,8 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import httpx
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-    from local_runtime import lambda_seam, moto_dynamodb, moto_streams
+    from local_runtime import lambda_seam, moto_dispatch, moto_dynamodb, moto_streams
 
+    moto_dispatch.apply()
     moto_dynamodb.apply()
     moto_streams.apply(moto_dynamodb.LOCK)  # streams reads see whole transactions
     server = ThreadedMotoServer(ip_address=HOST, port=args.port, verbose=False)
@@ -56,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = {"stepfunctions": {"execute_state_machine": True}}
     httpx.post(f"http://{HOST}:{port}/moto-api/config", json=config, trust_env=False)
     lambda_seam.route(dict.fromkeys(args.function, args.lambda_endpoint))
+    collector = IdleCollector()  # full collections while no request waits (idle_gc)
+    collector.start()
 
     stop = threading.Event()
 
@@ -72,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threading.Thread(target=watch_stdin, daemon=True).start()
     print(f"{MOTO_READY} {port}", flush=True)
     stop.wait()
+    collector.stop()
     server.stop()
     return 0
 

@@ -37,7 +37,7 @@ from blueprint import PLATFORM
 from blueprint.environment import environment_for
 from blueprint.model import Function, Platform
 from blueprint.platform import DB_MIGRATE
-from local_runtime import config
+from local_runtime import config, idle_gc
 from local_runtime.authorizer import JwksCache, JwtAuthorizer
 from local_runtime.aws import MotoServer, Provisioned, provision
 from local_runtime.gateway import HttpApiGateway, RouteTable
@@ -150,6 +150,7 @@ class LocalPlatform:
         self._ws_max_duration_s = ws_max_duration_s
         self._stream_settings = stream_settings
         self._streams: StreamPoller | None = None
+        self._collecting = False  # holds the process's idle collector (idle_gc)
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -157,6 +158,8 @@ class LocalPlatform:
         """Start everything; returns once the HTTP API answers (a few seconds)."""
         if self._thread is not None:
             raise LocalPlatformError("already started")
+        idle_gc.acquire()  # the gateway's full-collection pauses, moved to idle moments
+        self._collecting = True
         loop = _new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=_run_forever, args=(loop,), name="lwm-local")
@@ -174,6 +177,7 @@ class LocalPlatform:
         """Stop the gateway, the workers, moto and PostgreSQL; safe to call twice."""
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
+            self._release_collector()
             return
         try:
             if self._stack is not None:
@@ -184,6 +188,12 @@ class LocalPlatform:
             thread.join(STOP_TIMEOUT_S)
             self._loop = self._thread = None
             self._endpoints = None
+            self._release_collector()
+
+    def _release_collector(self) -> None:
+        if self._collecting:
+            self._collecting = False
+            idle_gc.release()
 
     def __enter__(self) -> LocalPlatform:
         self.start()

@@ -11,11 +11,14 @@ to a notification.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Protocol
 
@@ -63,14 +66,14 @@ class SignedPoster:
 
     A fan-out is one post per recipient connection. Through a boto3 client each
     post spends about 1.5 ms of CPU in botocore's request machinery, and even
-    urllib3 from a thread pool about 0.55 ms (measured here; the cost is the
-    same in a Lambda sandbox), which caps a sandbox at a few hundred posts a
-    second. This sends the very request boto3 would -- ``POST
-    {endpoint}/@connections/{id}``, signed by botocore's own SigV4 signer with
-    the sandbox's credentials -- from one event loop over up to
+    urllib3 from a thread pool with botocore's signer about 0.55 ms (measured
+    here; the cost is the same in a Lambda sandbox), which caps a sandbox at a
+    few hundred posts a second. This sends the very request boto3 would -- ``POST
+    {endpoint}/@connections/{id}``, signed with the sandbox's credentials by
+    :class:`ConnectionSigner` (botocore's SigV4 signature without its
+    per-request overhead) -- from one event loop over up to
     ``MAX_PARALLEL_POSTS`` keep-alive connections, with ``h11`` speaking
-    HTTP/1.1: about 0.17 ms a post, 70 us of it the signature. The loop and its
-    connections live as long as the sandbox.
+    HTTP/1.1. The loop and its connections live as long as the sandbox.
 
     Throttling and server errors are retried twice, like boto3's standard mode;
     a connection that breaks (a keep-alive the server closed while the sandbox
@@ -98,11 +101,10 @@ class SignedPoster:
         self._tls = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._tls else 80)
-        self._authority = parts.netloc
-        self._base = endpoint_url.rstrip("/")
         self._prefix = parts.path.rstrip("/")
-        self._region = region
-        self._credentials = credentials
+        default_port = self._port == (443 if self._tls else 80)
+        authority = self._host if default_port else f"{self._host}:{self._port}"
+        self._signer = ConnectionSigner(credentials, region, authority)
         self._parallel = max(1, parallel)
         self._timeout_s = timeout_s
         self._loop = asyncio.new_event_loop()
@@ -149,23 +151,12 @@ class SignedPoster:
     async def _post(self, http: _Http, connection_id: str, frame: bytes) -> Exception | None:
         from urllib.parse import quote
 
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
-        path = f"/@connections/{quote(connection_id, safe='')}"
+        path = f"{self._prefix}/@connections/{quote(connection_id, safe='')}"
         for attempt in range(self.RETRIES + 1):
-            request = AWSRequest(method="POST", url=f"{self._base}{path}", data=frame)
-            signer = SigV4Auth(
-                self._credentials.get_frozen_credentials(), "execute-api", self._region
-            )
-            signer.add_auth(request)
-            headers = [("Host", self._authority), ("Content-Length", str(len(frame)))]
-            headers += [
-                (k, v) for k, v in request.headers.items() if k.lower() not in _FRAMING_HEADERS
-            ]
+            headers = self._signer.headers(path, frame)
             try:
                 async with asyncio.timeout(self._timeout_s):
-                    status = await http.request(f"{self._prefix}{path}", headers, frame)
+                    status = await http.request(path, headers, frame)
             except (OSError, TimeoutError, ConnectionError, _HttpError) as e:
                 http.close()  # the next request opens a fresh connection
                 if attempt == self.RETRIES:
@@ -181,7 +172,67 @@ class SignedPoster:
         return OSError(f"post to {connection_id} failed")  # not reached
 
 
-_FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
+class ConnectionSigner:
+    """SigV4 for one request shape: ``POST /{stage}/@connections/{id}`` with a body.
+
+    The signature botocore's ``SigV4Auth`` puts on that request, byte for byte
+    (``tests/unit/websocket/test_signed_poster.py`` holds the two together),
+    without its general machinery: botocore spends about 70 us a request
+    re-splitting the URL and re-deriving the signing key, which was 40% of a
+    fan-out's CPU; this takes about 12 us, the day's signing key kept.
+    Credentials are read on every request, so rotated ones are used at once.
+    """
+
+    SERVICE = "execute-api"
+
+    def __init__(self, credentials: Any, region: str, host: str) -> None:
+        self._credentials = credentials
+        self._region = region
+        self._host = host  # the Host header: no default port, as botocore writes it
+        self._key: tuple[str, str, bytes] = ("", "", b"")  # secret, day, signing key
+
+    def headers(self, path: str, body: bytes, now: datetime | None = None) -> list[tuple[str, str]]:
+        """Every header of the request: Host, Content-Length, X-Amz-*, Authorization."""
+        from urllib.parse import quote
+
+        creds = self._credentials.get_frozen_credentials()
+        amz_date = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+        day = amz_date[:8]
+        canonical_headers = f"host:{self._host}\nx-amz-date:{amz_date}\n"
+        signed = "host;x-amz-date"
+        out = [("Host", self._host), ("Content-Length", str(len(body))), ("X-Amz-Date", amz_date)]
+        if creds.token:
+            canonical_headers += f"x-amz-security-token:{' '.join(creds.token.split())}\n"
+            signed += ";x-amz-security-token"
+            out.append(("X-Amz-Security-Token", creds.token))
+        # non-S3 services sign the path URI-encoded once more
+        canonical = "\n".join(
+            ("POST", quote(path, safe="/~"), "", canonical_headers, signed, _sha256(body))
+        )
+        scope = f"{day}/{self._region}/{self.SERVICE}/aws4_request"
+        to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{_sha256(canonical.encode())}"
+        signature = hmac.new(self._signing_key(creds.secret_key, day), to_sign.encode(), "sha256")
+        out.append(
+            (
+                "Authorization",
+                f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
+                f"SignedHeaders={signed}, Signature={signature.hexdigest()}",
+            )
+        )
+        return out
+
+    def _signing_key(self, secret: str, day: str) -> bytes:
+        cached_secret, cached_day, key = self._key
+        if (cached_secret, cached_day) != (secret, day):
+            key = f"AWS4{secret}".encode()
+            for part in (day, self._region, self.SERVICE, "aws4_request"):
+                key = hmac.digest(key, part.encode(), "sha256")
+            self._key = (secret, day, key)
+        return key
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class _HttpError(Exception):

@@ -129,3 +129,42 @@ def test_a_refused_connection_is_a_failure_not_an_exception() -> None:
     poster = SignedPoster(f"http://127.0.0.1:{port}", "eu-west-1", Credentials("a", "b"))
     (failure,) = poster.post_many(["x"], b"{}")
     assert isinstance(failure, OSError) and not isinstance(failure, GoneError)
+
+
+@pytest.mark.parametrize(
+    "endpoint_url",
+    [
+        "https://abc123.execute-api.eu-west-1.amazonaws.com/prod",
+        "http://127.0.0.1:3001",
+        "http://localhost:80/dev",
+    ],
+)
+@pytest.mark.parametrize("token", [None, "FQoGZXIvYXdzE token/with+odd=chars"])
+def test_the_signature_is_botocores_byte_for_byte(
+    endpoint_url: str, token: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+    from urllib.parse import quote, urlsplit
+
+    import botocore.auth
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    from lwm_core.push import ConnectionSigner
+
+    now = datetime(2026, 12, 2, 23, 59, 59, tzinfo=UTC)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: now.replace(tzinfo=None))
+    creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    parts = urlsplit(endpoint_url)
+    host = parts.hostname if parts.port in (None, 80, 443) else parts.netloc
+    signer = ConnectionSigner(creds, "eu-west-1", str(host))
+    for connection_id in ("TLfxoeYtoAMCJwg=", "a+b/c d"):
+        path = f"{parts.path.rstrip('/')}/@connections/{quote(connection_id, safe='')}"
+        body = b'{"type":"message.new","text":"h\xc3\xa9"}'
+        request = AWSRequest(method="POST", url=f"{parts.scheme}://{parts.netloc}{path}", data=body)
+        SigV4Auth(creds, "execute-api", "eu-west-1").add_auth(request)
+        ours = dict(signer.headers(path, body, now))
+        assert ours["Authorization"] == request.headers["Authorization"]
+        assert ours["X-Amz-Date"] == request.headers["X-Amz-Date"]
+        assert ours.get("X-Amz-Security-Token") == request.headers.get("X-Amz-Security-Token")
+        assert ours["Host"] == host

@@ -537,6 +537,27 @@ def test_a_send_reads_the_conversation_in_one_round_trip(
     assert calls == ["BatchGetItem", "TransactWriteItems"]
 
 
+def test_a_claim_the_sandbox_knows_is_refused_is_not_sent(
+    dynamo: RacingDynamoUows, world: World, who: People
+) -> None:
+    conv = group(world, who)
+    now = datetime.now(UTC) + timedelta(days=2)
+    claim = functools.partial(
+        data.claim_activity_move, conv.id, client=dynamo.client, table_name=dynamo.table
+    )
+    calls: list[str] = []
+    hook = "before-call.dynamodb.*"
+    record = lambda model, **_: calls.append(model.name)  # noqa: E731
+    dynamo.client.meta.events.register(hook, record)
+    try:
+        assert claim(now)
+        assert not claim(now + timedelta(seconds=30))  # known to be refused: no call
+        assert claim(now + timedelta(seconds=61))
+    finally:
+        dynamo.client.meta.events.unregister(hook, record)
+    assert calls == ["UpdateItem", "UpdateItem"]
+
+
 def test_messages_round_trip_every_field(
     dynamo: RacingDynamoUows, world: World, who: People
 ) -> None:

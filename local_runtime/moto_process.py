@@ -44,14 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     import httpx
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
     from local_runtime import lambda_seam, moto_dispatch, moto_dynamodb, moto_streams
+    from local_runtime.moto_server import KeepAliveMotoServer
 
     moto_dispatch.apply()
     moto_dynamodb.apply()
     moto_streams.apply(moto_dynamodb.LOCK)  # streams reads see whole transactions
-    server = ThreadedMotoServer(ip_address=HOST, port=args.port, verbose=False)
+    server = KeepAliveMotoServer(ip_address=HOST, port=args.port)
     server.start()
     port = server.get_host_and_port()[1]
     # moto's Step Functions interpreter calls services at localhost:$MOTO_PORT.

@@ -26,7 +26,7 @@ interpreter lock with the gateway. For each N (default 10, 100, 500):
 
 Targets: p99 <= 50 ms at N = 100; calls per send = constant + recipients.
 
-    python bench/chat_fanout.py [--sizes 10,100,500] [--messages 30] [--json]
+    python bench/chat_fanout.py [--sizes 10,100,500] [--messages 100] [--json]
 """
 
 from __future__ import annotations
@@ -414,7 +414,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="10,100,500", help="group sizes, comma-separated")
-    parser.add_argument("--messages", type=int, default=30, help="sends timed one at a time")
+    parser.add_argument("--messages", type=int, default=100, help="sends timed one at a time")
     parser.add_argument("--burst", type=int, default=30, help="sends in the throughput burst")
     parser.add_argument("--counted", type=int, default=5, help="sends whose AWS calls are counted")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON last")

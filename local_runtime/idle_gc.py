@@ -1,4 +1,4 @@
-"""Full garbage collections of the local runtime's long-lived processes, while they idle.
+"""How the local runtime's long-lived processes share their interpreter lock and collect garbage.
 
 CPython's full (generation 2) collection walks every object the process keeps.
 In moto's process (every item and stream record of every table) and in the
@@ -14,12 +14,20 @@ as soon as the process used under ``busy_share`` of a core over the last
 ``idle_s`` (so no request waits), or after ``max_interval_s`` whatever the load
 (so cyclic garbage never piles up). :meth:`stop` gives CPython its own schedule
 back.
+
+:func:`acquire` also shortens the interpreter's switch interval (how long a
+thread may keep the GIL while another waits) from CPython's 5 ms to 0.5 ms: in
+the runtime's process the event loop (the gateways) waits behind the stream
+poller's threads, and in moto's the server's loop behind its request threads;
+with 5 ms turns a fan-out's tail grew by whole turns (p95 of a 10-member send
+52 ms, 42 ms with 0.5 ms).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 import time
 
@@ -86,19 +94,24 @@ class IdleCollector:
                 log.debug("full collection in %.1f ms", (time.perf_counter() - started) * 1000)
 
 
+SWITCH_INTERVAL_S = 0.0005
+
 _shared: IdleCollector | None = None
 _users = 0
 _shared_lock = threading.Lock()
+_switch_interval = sys.getswitchinterval()
 
 
 def acquire() -> None:
-    """Use the process's collector (started by the first user; several platforms may share
-    one process, as in the tests)."""
-    global _shared, _users
+    """Use the process's collector and switch interval (set by the first user; several
+    platforms may share one process, as in the tests)."""
+    global _shared, _users, _switch_interval
     with _shared_lock:
         if _shared is None:
             _shared = IdleCollector()
             _shared.start()
+            _switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         _users += 1
 
 
@@ -112,3 +125,4 @@ def release() -> None:
         if _users == 0 and _shared is not None:
             _shared.stop()
             _shared = None
+            sys.setswitchinterval(_switch_interval)

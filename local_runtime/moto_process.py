@@ -25,8 +25,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from local_runtime import idle_gc
 from local_runtime.config import HOST, MOTO_READY
-from local_runtime.idle_gc import IdleCollector
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,8 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = {"stepfunctions": {"execute_state_machine": True}}
     httpx.post(f"http://{HOST}:{port}/moto-api/config", json=config, trust_env=False)
     lambda_seam.route(dict.fromkeys(args.function, args.lambda_endpoint))
-    collector = IdleCollector()  # full collections while no request waits (idle_gc)
-    collector.start()
+    idle_gc.acquire()  # full collections while no request waits; a short GIL switch
 
     stop = threading.Event()
 
@@ -77,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threading.Thread(target=watch_stdin, daemon=True).start()
     print(f"{MOTO_READY} {port}", flush=True)
     stop.wait()
-    collector.stop()
+    idle_gc.release()
     server.stop()
     return 0
 

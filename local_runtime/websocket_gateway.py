@@ -277,7 +277,12 @@ class WebSocketGateway:
             self.connections.pop(conn.id, None)
         log.info("WS $disconnect %d %s", code, conn.id)
         event = disconnect_event(handshake, new_id(), authorizer, code, reason)
-        await self._invoke(self._routes[WS_DISCONNECT], event)
+        try:
+            await self._invoke(self._routes[WS_DISCONNECT], event)
+        except asyncio.CancelledError:
+            # the gateway is stopping with this $disconnect still queued: API Gateway
+            # too delivers $disconnect on a best-effort basis; the record expires (TTL)
+            log.info("WS $disconnect not delivered (stopping) %s", conn.id)
 
     # --- messages ----------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import time
 
+import pytest
+
 from local_runtime.idle_gc import IdleCollector
 
 
@@ -64,13 +66,17 @@ def test_a_due_full_collection_runs_once_the_process_idles() -> None:
 def test_platforms_of_one_process_share_one_collector() -> None:
     from local_runtime import idle_gc
 
-    before = gc.get_threshold()
+    import sys
+
+    before, switch = gc.get_threshold(), sys.getswitchinterval()
     idle_gc.acquire()
     idle_gc.acquire()
     idle_gc.release()
     assert gc.get_threshold()[2] > 10**6  # still held by the other user
+    assert sys.getswitchinterval() == pytest.approx(idle_gc.SWITCH_INTERVAL_S)
     idle_gc.release()
     assert gc.get_threshold() == before
+    assert sys.getswitchinterval() == pytest.approx(switch)
 
 
 def test_nothing_is_collected_while_busy_until_overdue() -> None:

@@ -64,9 +64,9 @@ def test_a_due_full_collection_runs_once_the_process_idles() -> None:
 
 
 def test_platforms_of_one_process_share_one_collector() -> None:
-    from local_runtime import idle_gc
-
     import sys
+
+    from local_runtime import idle_gc
 
     before, switch = gc.get_threshold(), sys.getswitchinterval()
     idle_gc.acquire()

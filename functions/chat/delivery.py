@@ -17,6 +17,7 @@ from ``GET .../members``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from functions.chat.domain import (
     RequestSent,
 )
 from functions.chat.schemas import ChatMessageOut
+from lwm_core.connections import Connection
 from lwm_core.observability import logger
 from lwm_core.push import Pusher, PushResult
 
@@ -152,23 +154,30 @@ class Delivery:
         self._pusher = pusher
         self._limit = limit
 
+    def look_up(self, member_ids: Sequence[str]) -> Future[list[Connection]]:
+        """Start reading the members' connections (while the message commits)."""
+        return self._pusher.look_up(member_ids)
+
     def deliver(
         self,
         events: Iterable[Event],
         messages: Iterable[Message] = (),
         *,
         skip_connection: str | None = None,
+        known: Future[list[Connection]] | None = None,
     ) -> None:
         """Push every event; never raises (the change is committed whatever happens here).
 
         ``skip_connection``: the sender's socket, answered on its own (``message.sent``).
+        ``known``: the members' connections from :meth:`look_up`, for the new message.
         """
         by_id = {m.id: m for m in messages}
         for event, push in pushes(events, by_id, limit=self._limit):
             exclude = (skip_connection,) if skip_connection else ()
+            read = known if isinstance(event, MessagePosted) else None
             try:
                 result: PushResult | None = self._pusher.to_users(
-                    push.users, push.frame, exclude=exclude
+                    push.users, push.frame, exclude=exclude, known=read
                 )
             except Exception:  # the connections table or @connections failed as a whole
                 logger.exception("live delivery failed", extra={"type": push.frame["type"]})

@@ -914,8 +914,12 @@ def send_message(
     client_message_id: str | None = None,
     reply_to: str | None = None,
     attachments: Sequence[Attachment] = (),
+    on_audience: Callable[[tuple[str, ...]], object] | None = None,
 ) -> SendResult:
     """Post a message; resending the same ``client_message_id`` returns the stored one.
+
+    ``on_audience`` is told the members a new message goes to just before it is
+    committed (delivery reads their connections meanwhile).
 
     Raises:
         InvalidMessageError, InvalidAttachmentError, ConversationNotFoundError,
@@ -965,6 +969,8 @@ def send_message(
                 reply_to=reply_to,
                 attachments=attachments,
             )
+            if on_audience is not None:
+                on_audience(posted.member_ids)
             events = _commit(uow, posted)
     except errors.DuplicateClientMessageError:
         # A resend (or a concurrent one that won the write): return what is stored.

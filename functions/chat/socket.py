@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, ValidationError
@@ -23,7 +24,7 @@ from functions.chat import service as svc
 from functions.chat.delivery import LIVE_FANOUT_LIMIT, message_json, receipt_frame
 from functions.chat.schemas import AttachmentIn, Id, Text
 from lwm_core import realtime
-from lwm_core.connections import ONLINE, DynamoConnectionStore
+from lwm_core.connections import ONLINE, Connection, DynamoConnectionStore
 from lwm_core.errors import ProblemError
 from lwm_core.models import StrictModel
 from lwm_core.observability import logger
@@ -71,6 +72,8 @@ Reply = dict[str, Any] | None
 
 
 def send_message(who: realtime.Caller, body: SendMessage) -> Reply:
+    delivery = svc.delivery()
+    lookups: list[Future[list[Connection]]] = []  # the members' devices, read during the commit
     sent = logic.send_message(
         svc.deps(),
         who.user_id,
@@ -79,6 +82,7 @@ def send_message(who: realtime.Caller, body: SendMessage) -> Reply:
         client_message_id=body.client_message_id,
         reply_to=body.reply_to,
         attachments=[a.to_domain() for a in body.attachments],
+        on_audience=lambda members: lookups.append(delivery.look_up(members)),
     )
     ack = {
         "type": MESSAGE_SENT,
@@ -89,7 +93,10 @@ def send_message(who: realtime.Caller, body: SendMessage) -> Reply:
     pusher = sandbox_pusher()
     pusher.to_connection(who.connection_id, ack)
     if sent.created:
-        svc.delivery().deliver(sent.events, (sent.message,), skip_connection=who.connection_id)
+        known = lookups[-1] if lookups else None
+        delivery.deliver(
+            sent.events, (sent.message,), skip_connection=who.connection_id, known=known
+        )
     return None
 
 

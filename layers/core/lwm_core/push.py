@@ -16,7 +16,7 @@ import hmac
 import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -334,24 +334,45 @@ class Pusher:
         """Send to every open connection of ``user_id``."""
         return self.to_users([user_id], payload)
 
+    def look_up(self, user_ids: Iterable[str]) -> Future[list[Connection]]:
+        """Start reading the users' open connections, for a push about to be made.
+
+        A caller that knows the audience before its write commits reads their
+        connections meanwhile (one DynamoDB round trip off the message's path) and
+        hands the result to :meth:`to_users` as ``known``.
+        """
+        users = list(dict.fromkeys(user_ids))
+        return self._pool.submit(lambda: list(self._connections.of_users(users)))
+
     def to_users(
         self,
         user_ids: Iterable[str],
         payload: Mapping[str, Any] | str | bytes,
         *,
         exclude: Iterable[str] = (),
+        known: Future[list[Connection]] | None = None,
     ) -> PushResult:
         """Send to every open connection of every user, concurrently.
 
         ``exclude``: connection ids that must not get it (the sender's own socket).
+        ``known``: the users' connections from :meth:`look_up` (read again if it failed).
         """
         frame = encode(payload)
         skipped = set(exclude)
         users = list(dict.fromkeys(user_ids))
+        connections: Iterable[Connection] | None = None
+        if known is not None:
+            try:
+                connections = known.result()
+            except Exception:  # read them here instead
+                connections = None
+        if connections is None:
+            connections = self._connections.of_users(users)
+        wanted = set(users)
         targets = [
             (c.user_id, c.connection_id)
-            for c in self._connections.of_users(users)
-            if c.connection_id not in skipped
+            for c in connections
+            if c.user_id in wanted and c.connection_id not in skipped
         ]
         result = PushResult()
         if self._poster is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -43,6 +44,7 @@ from functions.chat.domain import (
     RequestStatus,
     pair_key,
 )
+from lwm_core.connections import Connection
 from lwm_core.pagination import Page, decode_cursor, encode_cursor
 from lwm_core.push import PushResult
 
@@ -417,12 +419,27 @@ class FakePusher:
     def __init__(self, devices: dict[str, list[str]] | None = None) -> None:
         self.devices = devices if devices is not None else {}
         self.sent: list[tuple[str, dict[str, Any]]] = []  # (connection id, frame)
+        self.lookups: list[list[str]] = []  # audiences read ahead (look_up)
+        self.known_used = 0  # pushes that used a read-ahead
 
     def to_connection(self, connection_id: str, payload: Any) -> bool:
         self.sent.append((connection_id, payload))
         return True
 
-    def to_users(self, user_ids: Any, payload: Any, *, exclude: Any = ()) -> PushResult:
+    def look_up(self, user_ids: Any) -> Future[list[Connection]]:
+        """The users' connections, as ``Pusher.look_up`` reads them ahead of a push."""
+        self.lookups.append(list(user_ids))
+        found: Future[list[Connection]] = Future()
+        found.set_result(
+            [Connection(c, u, 0) for u in dict.fromkeys(user_ids) for c in self.devices.get(u, [])]
+        )
+        return found
+
+    def to_users(
+        self, user_ids: Any, payload: Any, *, exclude: Any = (), known: Any = None
+    ) -> PushResult:
+        if known is not None:
+            self.known_used += 1
         users = list(dict.fromkeys(user_ids))
         result = PushResult()
         for user in users:

@@ -485,6 +485,18 @@ def test_non_members_cannot_tell_a_conversation_exists(world: FakeWorld) -> None
 # --- messages ------------------------------------------------------------------------------
 
 
+def test_the_audience_of_a_new_message_is_told_before_it_commits(world: FakeWorld) -> None:
+    conv = group(world, MENTOR, MENTEE, OTHER)
+    told: list[tuple[tuple[str, ...], int]] = []
+
+    def audience(members: tuple[str, ...]) -> None:  # what is stored when delivery is told
+        told.append((tuple(sorted(members)), len(world.messages(conv.id))))
+
+    kw = {"client_message_id": "c-1", "on_audience": audience}
+    logic.send_message(world.deps, MENTEE, conv.id, "hi", **kw)  # type: ignore[arg-type]
+    assert told == [(tuple(sorted((MENTOR, MENTEE, OTHER))), 0)]  # all, before the commit
+
+
 def test_send_message_sanitizes_into_an_html_safe_fragment(world: FakeWorld) -> None:
     # Given a direct conversation
     conv = direct(world)

@@ -94,3 +94,38 @@ def test_posts_are_made_concurrently() -> None:
     assert len(result.delivered) == 20
     assert api.max_in_flight >= 10
     assert elapsed < 0.5
+
+
+class CountingConnections(InMemoryConnections):
+    def __init__(self, by_user: dict[str, list[str]]) -> None:
+        super().__init__(by_user)
+        self.reads = 0
+
+    def of_users(self, user_ids: Iterable[str]) -> Iterable[Connection]:
+        self.reads += 1
+        return super().of_users(user_ids)
+
+
+def test_connections_read_ahead_are_used_by_the_push() -> None:
+    # Given the audience's connections read while the message was committing
+    connections = CountingConnections({"ada": ["a1"], "ben": ["b1"], "cy": ["c1"]})
+    api = FakeManagementApi(gone=set())
+    pusher = Pusher(api, connections)
+    ahead = pusher.look_up(["ada", "ben", "cy"])
+    # When the push goes to part of them
+    result = pusher.to_users(["ada", "ben"], {"k": 1}, known=ahead)
+    # Then no second read was made, and only the push's users got it
+    assert connections.reads == 1
+    assert sorted(result.delivered) == ["a1", "b1"] and "c1" not in api.received
+
+
+def test_a_failed_read_ahead_is_read_again() -> None:
+    from concurrent.futures import Future
+
+    connections = CountingConnections({"ada": ["a1"]})
+    failed: Future[list[Connection]] = Future()
+    failed.set_exception(OSError("the connections table did not answer"))
+    result = Pusher(FakeManagementApi(gone=set()), connections).to_users(
+        ["ada"], {"k": 1}, known=failed
+    )
+    assert result.delivered == ["a1"] and connections.reads == 1

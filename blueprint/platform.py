@@ -46,10 +46,12 @@ AUTH_TABLE = Table(
 # expiry, so a push to a group reads every member's devices with one BatchGetItem per
 # 100 members; per connection, one item names its user (for $disconnect), expiring
 # (TTL) shortly after API Gateway's longest connection, two hours.
+# Its stream tells chat when a user comes online (a first device) or goes offline.
 CONNECTIONS_TABLE = Table(
     name="connections",
     partition_key=KeyAttr("pk"),
     ttl_attribute="expires_at",
+    stream="NEW_AND_OLD_IMAGES",
 )
 
 RATE_LIMIT_TABLE = Table(
@@ -243,13 +245,40 @@ CHAT_SEARCH_INDEXER = Function(
     access=(Access.database(),),
 )
 
+CHAT_PRESENCE = Function(
+    name="chat-presence",
+    handler="functions.chat.presence.handler",
+    description="Tells a user's direct contacts when they come online or go offline",
+    memory_mb=256,
+    timeout_s=10,
+    access=(
+        Access.table(CHAT_TABLE.name, "read"),
+        Access.table(CONNECTIONS_TABLE.name, "read"),
+        Access.bucket(CHAT_ATTACHMENTS_BUCKET.name, "read"),
+        Access.websocket(),
+    ),
+)
+
 _OUTBOX_INSERTS = {
     "eventName": ["INSERT"],
     "dynamodb": {"Keys": {"pk": {"S": [{"prefix": "OUTBOX#"}]}}},
 }
 _MESSAGE_CHANGES = {"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "MSG#"}]}}}}
 
+_USER_DEVICES = {"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "USER#"}]}}}}
+
 CHAT_STREAMS = (
+    TableStream(
+        table=CONNECTIONS_TABLE.name,
+        function=CHAT_PRESENCE.name,
+        filters=(_USER_DEVICES,),
+        batch_size=100,
+        # presence is news for a minute, not a day: old records are dropped, not retried
+        retry_attempts=2,
+        max_record_age_s=60,
+        on_failure_queue=CHAT_STREAM_FAILURES.name,
+        starting_position="LATEST",
+    ),
     TableStream(
         table=CHAT_TABLE.name,
         function=CHAT_EVENTS.name,
@@ -334,6 +363,7 @@ PLATFORM = Platform(
         CHAT_SOCKET,
         CHAT_EVENTS,
         CHAT_SEARCH_INDEXER,
+        CHAT_PRESENCE,
     ),
     tables=(AUTH_TABLE, RATE_LIMIT_TABLE, CONNECTIONS_TABLE, CHAT_TABLE),
     buckets=(CHAT_ATTACHMENTS_BUCKET,),

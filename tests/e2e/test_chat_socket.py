@@ -66,6 +66,21 @@ async def nothing_more(ws: ClientConnection, kind: str, wait_s: float = 0.5) -> 
         return
 
 
+async def recv_presence(
+    ws: ClientConnection, users: dict[str, str] | None = None, *, reply: bool = False
+) -> dict[str, Any]:
+    """The next ``presence`` frame: a ``getPresence`` reply (``reply``), or one naming
+    ``users`` as given (others, e.g. pushes of who came online, are skipped)."""
+    deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        message = await recv_type(ws, "presence", max(left, 0.01))
+        if reply and "conversation_id" in message:
+            return message
+        if not reply and (users is None or message["users"] == users):
+            return message
+
+
 async def send(ws: ClientConnection, **payload: Any) -> None:
     await ws.send(json.dumps(payload))
 
@@ -327,17 +342,35 @@ async def test_typing_and_presence_reach_the_other_member_and_are_not_stored(
         await nothing_more(phone, "typing")
         # Presence: both online; the mentor steps away and the mentee is told
         await send(phone, action="getPresence", conversation_id=conversation)
-        presence = await recv_type(phone, "presence")
+        presence = await recv_presence(phone, reply=True)
         assert presence["users"] == {mentee.id: "online", mentor.id: "online"}
         await send(mentor_ws, action="setPresence", status="away")
-        assert (await recv_type(mentor_ws, "presence"))["users"] == {mentor.id: "away"}
-        assert (await recv_type(phone, "presence"))["users"] == {mentor.id: "away"}
+        await recv_presence(mentor_ws, {mentor.id: "away"})  # the answer
+        await recv_presence(phone, {mentor.id: "away"})  # the push
     # Neither is a message
     assert [m["text"] for m in _history(api, mentee, conversation)] == ["Hello!"]
     # And once the sockets closed, both are offline
     async with device(local, mentee) as phone:
         await send(phone, action="getPresence", conversation_id=conversation)
-        assert (await recv_type(phone, "presence"))["users"][mentor.id] == "offline"
+        assert (await recv_presence(phone, reply=True))["users"][mentor.id] == "offline"
+
+
+async def test_contacts_are_told_when_a_user_comes_online_and_goes_offline(
+    local: LocalPlatform, people: tuple[Account, Account, str]
+) -> None:
+    mentee, mentor, _ = people
+    async with device(local, mentee) as phone:
+        # The mentor's first device connects: the mentee is told, unasked
+        async with device(local, mentor) as laptop:
+            await recv_presence(phone, {mentor.id: "online"})
+            # a second device is no news; closing it is none either
+            async with device(local, mentor):
+                pass
+            await send(laptop, action="ping")  # (the mentee's own "online" may come first)
+            await recv_type(laptop, "pong")
+        # The last device is gone: the mentee is told the mentor is offline
+        await recv_presence(phone, {mentor.id: "offline"})
+        await nothing_more(phone, "presence")
 
 
 async def test_every_change_reaches_the_bus_and_offline_members_are_handed_to_notifications(

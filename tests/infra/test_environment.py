@@ -43,6 +43,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "ws-connections": ConnectionsSettings,
     "ws-default": PushSettings,
     "chat-socket": ChatFunctionSettings,
+    "chat-presence": ChatFunctionSettings,
     "chat-events": ChatEventsSettings,
     "chat-search": ChatSearchSettings,
     "chat-search-indexer": ChatSearchIndexerSettings,

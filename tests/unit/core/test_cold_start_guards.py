@@ -50,7 +50,7 @@ def test_fastapi_still_recognises_pydantic_v1_models_once_v1_is_imported() -> No
 
 _SOCKET_PROBE = """
 import sys
-import functions.chat.socket, functions.chat.outbox
+import functions.chat.socket, functions.chat.outbox, functions.chat.presence
 web = ("fastapi", "starlette", "mangum", "boto3", "sqlalchemy")
 print(",".join(m for m in web if m in sys.modules))
 """

@@ -114,7 +114,11 @@ def test_an_invalid_filter_pattern_is_refused_before_anything_runs(pattern: str)
 
 def test_the_declared_chat_filters_select_outbox_inserts_and_message_changes() -> None:
     # Given the chat table's declared streams (the outbox and the search index)
-    outbox, search = (RecordFilter(EventSourceMapping.of(s).filter_patterns) for s in CHAT_STREAMS)
+    by_function = {s.function: s for s in CHAT_STREAMS}
+    outbox, search, presence = (
+        RecordFilter(EventSourceMapping.of(by_function[name]).filter_patterns)
+        for name in ("chat-events", "chat-search-indexer", "chat-presence")
+    )
     message = _record(1, "CONV#1")
     message["dynamodb"]["Keys"]["sk"] = {"S": "MSG#0001"}
     event = _record(2, "OUTBOX#01")
@@ -127,6 +131,9 @@ def test_the_declared_chat_filters_select_outbox_inserts_and_message_changes() -
         False,
     )
     assert (search.matches(message), search.matches(event)) == (True, False)
+    # and presence, on the connections table, a user's devices only (not each connection)
+    devices, connection = _record(3, "USER#ada"), _record(4, "CONN#c1")
+    assert (presence.matches(devices), presence.matches(connection)) == (True, False)
 
 
 # --- the event ------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ interpreter lock with the gateway. For each N (default 10, 100, 500):
   claims the users service issues -- registering 500 accounts would measure
   argon2, not chat -- and one of them creates a group of all N over REST;
 * every member connects a socket (the authorizer and $connect run for each);
-* latency (after a warm-up, and once its stream work is done): ``--messages``
+* latency (after a warm-up, and once the stream work of connecting and warming
+  up is done): ``--messages``
   sends, one at a time, from rotating members through
   ``sendMessage``; for each, the time from the send to the arrival of
   ``message.new`` at every other member (client clocks: one process; the
@@ -61,11 +62,17 @@ TARGET_N = 100
 BURST_SENDERS = 10
 WARM_SANDBOXES = 3  # the chat-socket function's local_workers
 CONNECT_BATCH = 50
-# After the warm-up, the group's first post makes the events relay move every
-# member's place in their conversation list (once a minute per big group): 100
-# UpdateItems, which moto serializes behind one lock while DynamoDB would not.
-# The timed sends start once that is done.
-SETTLE_S = 1.5
+# Before the timed sends, the stack finishes what connecting and warming up set off
+# on the streams: the presence of N members who just came online (one look-up of
+# direct contacts each) and the group's first post making the events relay move
+# every member's place in their conversation list (once a minute per big group).
+# moto serializes that work behind one lock, where DynamoDB would not.
+
+
+def _settle_s(n: int) -> float:
+    return 1.5 + n / 200
+
+
 TIMEOUT_S = 30.0
 # moto accepts any credentials; these name the benchmark in its logs.
 LOCAL_KEYS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
@@ -387,7 +394,7 @@ async def _measure(endpoints: dict[str, Any], n: int, args: argparse.Namespace) 
         # warm every chat-socket sandbox (a burst spreads over them), then the path
         await _throughput(members, conversation, 2 * WARM_SANDBOXES)
         await _latency(members, conversation, 3)
-        await asyncio.sleep(SETTLE_S)
+        await asyncio.sleep(_settle_s(n))
         samples = await _latency(members, conversation, args.messages)
         rate = await _throughput(members, conversation, args.burst)
         calls, posts, by_op = await _count_calls(endpoints, members, conversation, args.counted)

@@ -430,19 +430,7 @@ class DynamoChatRepository:
         missing = [k for k in missing if k not in self._uow.reads]
         if len(missing) < 2:
             return  # one item: a GetItem is as cheap
-        found: dict[Key, Item] = {}
-        request: dict[str, Any] = {
-            self._table: {
-                "Keys": [_to_wire({"pk": pk, "sk": sk}) for pk, sk in missing],
-                "ConsistentRead": True,
-            }
-        }
-        while request:
-            out = self._client.batch_get_item(RequestItems=request)
-            for raw in out.get("Responses", {}).get(self._table, []):
-                item = _from_wire(raw)
-                found[(item["pk"], item["sk"])] = item
-            request = out.get("UnprocessedKeys") or {}
+        found = self._batch_get(missing)
         for key in missing:
             self._uow.reads[key] = found.get(key)
 
@@ -714,7 +702,7 @@ class DynamoChatRepository:
         conversations = self._batch_get([(i["pk"], _META) for i in page])
         items: list[tuple[Conversation, Member]] = []
         for row in page:
-            conv = conversations.get(row["pk"])
+            conv = conversations.get((row["pk"], _META))
             if conv is not None:
                 items.append((_conversation(conv), _member(row)))
         nxt = None
@@ -723,16 +711,16 @@ class DynamoChatRepository:
             nxt = encode_cursor("conversations", [at, cid])
         return Page(items, nxt)
 
-    def _batch_get(self, keys: Sequence[Key]) -> dict[str, Item]:
-        """Items by pk (at most 100 keys: one page of a listing)."""
+    def _batch_get(self, keys: Sequence[Key]) -> dict[Key, Item]:
+        """The items found, by key (at most 100 keys: one ``BatchGetItem``)."""
         wanted = [_to_wire({"pk": pk, "sk": sk}) for pk, sk in dict.fromkeys(keys)]
-        found: dict[str, Item] = {}
+        found: dict[Key, Item] = {}
         request: dict[str, Any] = {self._table: {"Keys": wanted, "ConsistentRead": True}}
         while wanted and request:
             out = self._client.batch_get_item(RequestItems=request)
             for raw in out.get("Responses", {}).get(self._table, []):
                 item = _from_wire(raw)
-                found[item["pk"]] = item
+                found[(item["pk"], item["sk"])] = item
             request = out.get("UnprocessedKeys") or {}
         return found
 

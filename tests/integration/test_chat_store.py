@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -126,6 +127,21 @@ def who(world: World) -> People:
 
 def say(world: World, author: str, conversation_id: str, text: str = "hi", **kw: Any) -> str:
     return logic.send_message(world.deps, author, conversation_id, text, **kw).message.id
+
+
+@contextmanager
+def dynamo_calls(client: Any) -> Iterator[list[str]]:
+    """The DynamoDB operations ``client`` makes inside the block, in order."""
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    client.meta.events.register("before-call.dynamodb.*", record)
+    try:
+        yield calls
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.*", record)
 
 
 def group(world: World, who: People) -> Conversation:
@@ -538,14 +554,8 @@ def test_a_send_reads_the_conversation_in_one_round_trip(
     dynamo: RacingDynamoUows, world: World, who: People
 ) -> None:
     conv = group(world, who)
-    calls: list[str] = []
-    hook = "before-call.dynamodb.*"
-    record = lambda model, **_: calls.append(model.name)  # noqa: E731
-    dynamo.client.meta.events.register(hook, record)
-    try:
+    with dynamo_calls(dynamo.client) as calls:
         logic.send_message(world.deps, who.mentee, conv.id, "hi", client_message_id="c1")
-    finally:
-        dynamo.client.meta.events.unregister(hook, record)
     assert calls == ["BatchGetItem", "TransactWriteItems"]
 
 
@@ -557,16 +567,10 @@ def test_a_claim_the_sandbox_knows_is_refused_is_not_sent(
     claim = functools.partial(
         data.claim_activity_move, conv.id, client=dynamo.client, table_name=dynamo.table
     )
-    calls: list[str] = []
-    hook = "before-call.dynamodb.*"
-    record = lambda model, **_: calls.append(model.name)  # noqa: E731
-    dynamo.client.meta.events.register(hook, record)
-    try:
+    with dynamo_calls(dynamo.client) as calls:
         assert claim(now)
         assert not claim(now + timedelta(seconds=30))  # known to be refused: no call
         assert claim(now + timedelta(seconds=61))
-    finally:
-        dynamo.client.meta.events.unregister(hook, record)
     assert calls == ["UpdateItem", "UpdateItem"]
 
 

@@ -326,9 +326,8 @@ class Pusher:
 
     def to_connection(self, connection_id: str, payload: Mapping[str, Any] | str | bytes) -> bool:
         """Send to one connection (e.g. an answer to its sender); False when it is gone."""
-        result = PushResult()
-        self._post(connection_id, encode(payload), result)
-        return bool(result.delivered)
+        (failure,) = self._post_all([connection_id], encode(payload))
+        return self._outcome(connection_id, None, failure, PushResult())
 
     def to_user(self, user_id: str, payload: Mapping[str, Any] | str | bytes) -> PushResult:
         """Send to every open connection of ``user_id``."""
@@ -375,22 +374,39 @@ class Pusher:
             if c.user_id in wanted and c.connection_id not in skipped
         ]
         result = PushResult()
-        if self._poster is not None:
-            outcomes = self._poster.post_many([c for _, c in targets], frame)
-            posted = [
-                self._outcome(c, u, failure, result)
-                for (u, c), failure in zip(targets, outcomes, strict=True)
-            ]
-        else:
-            posted = list(self._pool.map(lambda t: self._post(t[1], frame, result, t[0]), targets))
+        failures = self._post_all([c for _, c in targets], frame)
+        posted = [
+            self._outcome(c, u, failure, result)
+            for (u, c), failure in zip(targets, failures, strict=True)
+        ]
         reached = {user_id for (user_id, _), ok in zip(targets, posted, strict=True) if ok}
         result.unreachable = set(users) - reached
         return result
 
+    def _post_all(self, connection_ids: Sequence[str], frame: bytes) -> list[Exception | None]:
+        """Post to every connection concurrently; per connection, its failure or None."""
+        if self._poster is not None:
+            return self._poster.post_many(connection_ids, frame)
+        return list(self._pool.map(lambda c: self._client_post(c, frame), connection_ids))
+
+    def _client_post(self, connection_id: str, frame: bytes) -> Exception | None:
+        """One post through the boto3 client, its failure as the poster reports it."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._management.post_to_connection(ConnectionId=connection_id, Data=frame)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "GoneException":
+                return GoneError(connection_id)
+            return OSError(f"post to {connection_id}: {e}")
+        except BotoCoreError as e:
+            return OSError(f"post to {connection_id}: {e}")
+        return None
+
     def _outcome(
         self, connection_id: str, user_id: str | None, failure: Exception | None, result: PushResult
     ) -> bool:
-        """Record one post's outcome (the poster's); True when delivered."""
+        """Record one post's outcome (forgetting a gone connection); True when delivered."""
         if failure is None:
             result.delivered.append(connection_id)
             return True
@@ -400,30 +416,6 @@ class Pusher:
         else:
             result.failed.append(connection_id)
         return False
-
-    def _post(
-        self, connection_id: str, frame: bytes, result: PushResult, user_id: str | None = None
-    ) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        if self._poster is not None:
-            return self._outcome(
-                connection_id, user_id, self._poster.post_many([connection_id], frame)[0], result
-            )
-        try:
-            self._management.post_to_connection(ConnectionId=connection_id, Data=frame)
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") == "GoneException":
-                self._connections.remove(connection_id, user_id)
-                result.gone.append(connection_id)
-            else:
-                result.failed.append(connection_id)
-            return False
-        except BotoCoreError:
-            result.failed.append(connection_id)
-            return False
-        result.delivered.append(connection_id)
-        return True
 
 
 @cache

@@ -414,6 +414,11 @@ class Pusher:
             self._connections.remove(connection_id, user_id)
             result.gone.append(connection_id)
         else:
+            from lwm_core.observability import logger
+
+            logger.warning(  # the member catches up from history; the reason is kept here
+                "post failed", extra={"connection_id": connection_id, "error": str(failure)}
+            )
             result.failed.append(connection_id)
         return False
 
